@@ -1,0 +1,50 @@
+# eegpi developer commands. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+GRPC   ?= 127.0.0.1:50051
+WS     ?= 127.0.0.1:9001
+
+.PHONY: run test lint typecheck unit bench proto clean system-deps
+
+$(PY):
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "eegpi needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Editable install with dev tools; re-run when the project metadata or the protos change.
+$(VENV)/.installed: $(PY) pyproject.toml hatch_build.py $(wildcard proto/eegpi/v1/*.proto)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+proto: $(VENV)/.installed
+	$(PY) hatch_build.py
+
+run: $(VENV)/.installed
+	@echo "eegpi on the emulated ADS1299:"
+	@echo "  viewer     http://$(WS)/"
+	@echo "  websocket  ws://$(WS)/ws/data"
+	@echo "  gRPC       $(GRPC)   (try: $(VENV)/bin/grpcurl -plaintext $(GRPC) list)"
+	$(VENV)/bin/eegpi serve --mock --autostart default --grpc $(GRPC) --ws $(WS) --pipelines pipelines
+
+system-deps:
+	@scripts/install-system-deps.sh
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check eegpi tests bench scripts hatch_build.py
+	$(VENV)/bin/ruff format --check eegpi tests bench scripts hatch_build.py
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+unit: $(VENV)/.installed
+	$(VENV)/bin/pytest
+
+test: $(VENV)/.installed system-deps lint typecheck unit
+
+bench: $(VENV)/.installed
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -f eegpi/v1/*_pb2*.py eegpi/v1/*_pb2.pyi eegpi/v1/*.protoset

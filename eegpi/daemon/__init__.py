@@ -1,0 +1,1 @@
+"""The daemon: config, pipeline manager and the wiring of acquisition, broker and gRPC."""

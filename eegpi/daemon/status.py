@@ -1,0 +1,138 @@
+"""Plain status records the control plane reports (the rpc layer converts them to protobuf)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = [
+    "ControlPlane",
+    "DeviceReport",
+    "DeviceInfo",
+    "LeadOffChannel",
+    "LoadError",
+    "PipelineInfo",
+    "PipelineState",
+    "PipelineStatus",
+    "RegisterValue",
+    "ReloadResult",
+    "TopicStatus",
+]
+
+
+class PipelineState(enum.Enum):
+    STOPPED = "STOPPED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    STOPPING = "STOPPING"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class TopicStatus:
+    name: str
+    subscribers: int
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    backend: str
+    path: str
+    chip: str
+    id_register: int
+    chips: int
+    channels: int
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class PipelineStatus:
+    name: str
+    state: PipelineState
+    last_error: str = ""
+    start_time: float | None = None
+    """Unix time the pipeline started, None when it never ran."""
+    samples_acquired: int = 0
+    samples_dropped: int = 0
+    topics: tuple[TopicStatus, ...] = ()
+    device: DeviceInfo | None = None
+
+
+@dataclass(frozen=True)
+class PipelineInfo:
+    name: str
+    path: str
+    stages: tuple[str, ...]
+    """``name:type`` in execution order."""
+    topics: tuple[str, ...]
+    state: PipelineState
+
+
+@dataclass(frozen=True)
+class LoadError:
+    path: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    loaded: tuple[str, ...]
+    errors: tuple[LoadError, ...]
+
+
+@dataclass(frozen=True)
+class RegisterValue:
+    address: int
+    name: str
+    value: int
+
+
+@dataclass(frozen=True)
+class LeadOffChannel:
+    channel: str
+    p_off: bool
+    n_off: bool
+    sensed: bool
+
+
+@dataclass(frozen=True)
+class DeviceReport:
+    """What the Device service reports."""
+
+    backend: str
+    path: str
+    chip: str
+    id_register: int
+    revision: int
+    chips: int
+    channels: int
+    sample_rate: int = 0
+    held_by: str = ""
+    registers: tuple[RegisterValue, ...] = ()
+    lead_off: tuple[LeadOffChannel, ...] = ()
+    bias_off: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class ControlPlane(Protocol):
+    """What the gRPC servicers call; implemented by :class:`eegpi.daemon.manager.PipelineManager`.
+
+    Raises PipelineNotFound (NOT_FOUND), PipelineStateError/DeviceBusy (FAILED_PRECONDITION),
+    ConfigError (INVALID_ARGUMENT), HardwareError (UNAVAILABLE).
+    """
+
+    def list_pipelines(self) -> tuple[list[PipelineInfo], list[LoadError]]: ...
+
+    async def start(self, name: str) -> PipelineStatus: ...
+
+    async def stop(self, name: str) -> PipelineStatus: ...
+
+    def status(self, name: str = "") -> list[PipelineStatus]: ...
+
+    def watch(self, name: str = "") -> AsyncIterator[PipelineStatus]: ...
+
+    async def reload(self) -> ReloadResult: ...
+
+    async def device_report(self) -> DeviceReport: ...

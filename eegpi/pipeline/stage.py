@@ -1,0 +1,143 @@
+"""The stage contract every built-in and third-party stage follows.
+
+A stage declares its ports and a ``Params`` dataclass; the loader builds ``Params`` from the
+YAML ``params`` mapping (unknown, missing and mistyped fields become errors naming the stage and
+field). ``open`` sees the metadata of every input and returns the metadata of every output, so
+a whole pipeline is checked before any sample flows. ``process`` is then called once per source
+block with the inputs of that tick and returns its outputs; it must work block-wise on numpy
+arrays and carry any filter state itself, so splitting the stream into blocks never changes the
+result.
+
+Sources (no inputs) additionally implement :class:`SourceStage`; they are read by the pipeline
+runner's thread. Sinks have no outputs and hand data across the thread boundary through the
+:class:`TopicPublisher` in the context, which never blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from eegpi.stream import Block, StreamMeta
+
+if TYPE_CHECKING:
+    from eegpi.hardware.config import DeviceConfig
+
+__all__ = [
+    "NoParams",
+    "SourceStage",
+    "SourceStats",
+    "Stage",
+    "StageContext",
+    "TopicPublisher",
+]
+
+
+class TopicPublisher(Protocol):
+    """Where sinks send blocks; thread-safe and non-blocking (drops are counted, not waited on)."""
+
+    def declare(self, topic: str, meta: StreamMeta) -> None:
+        """Announce a topic and its metadata before data flows (from any thread)."""
+
+    def publish(self, topic: str, block: Block) -> None:
+        """Hand a block to the broker; never blocks the caller."""
+
+    def retract(self, topic: str) -> None:
+        """The topic's producer stopped; subscribers stay subscribed and wait for it."""
+
+
+@dataclass
+class StageContext:
+    """What the daemon gives stages when a pipeline opens."""
+
+    pipeline: str
+    """Name of the pipeline the stage belongs to."""
+    device: DeviceConfig
+    """How to reach the ADS1299 (backend, SPI bus, pins, emulator options)."""
+    publisher: TopicPublisher
+    """Broker hand-off for sinks."""
+    data_dir: str = "."
+    """Where recorders write files."""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """Params of a stage that takes none."""
+
+
+class Stage(ABC):
+    """One processing step of a pipeline."""
+
+    type_name: ClassVar[str]
+    """Name used in YAML ``type:``."""
+    Params: ClassVar[type[Any]] = NoParams
+    """Frozen dataclass of the stage's parameters; validate values in ``__post_init__``."""
+    input_ports: ClassVar[tuple[str, ...]] = ("in",)
+    output_ports: ClassVar[tuple[str, ...]] = ("out",)
+    topic_param: ClassVar[str | None] = None
+    """Name of the param holding the topic this stage publishes (sinks), for duplicate checks."""
+
+    def __init__(self, name: str, params: Any) -> None:
+        self.name = name
+        self.params = params
+
+    @abstractmethod
+    def open(self, inputs: Mapping[str, StreamMeta], ctx: StageContext) -> Mapping[str, StreamMeta]:
+        """Check input metadata, allocate state; return the metadata of each output port."""
+
+    @abstractmethod
+    def process(self, inputs: Mapping[str, Block]) -> Mapping[str, Block]:
+        """Turn this tick's input blocks into output blocks (may be empty mappings)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources; called once, also after a failure."""
+
+    @classmethod
+    def param_fields(cls) -> tuple[dataclasses.Field[Any], ...]:
+        return dataclasses.fields(cls.Params)
+
+
+@dataclass
+class SourceStats:
+    """Counters a source reports in GetStatus."""
+
+    samples_acquired: int = 0
+    samples_dropped: int = 0
+
+
+class SourceStage(Stage):
+    """A stage with no inputs that produces blocks from a device."""
+
+    input_ports: ClassVar[tuple[str, ...]] = ()
+    claims_device: ClassVar[bool] = False
+    """True when two running pipelines cannot both use this source (one ADS1299)."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Begin acquisition (after ``open``)."""
+
+    @abstractmethod
+    def read(self, timeout: float) -> Block | None:
+        """Next block of samples, or None after ``timeout`` seconds without data.
+
+        Called from the pipeline runner's thread only. Raises HardwareError on device failure.
+        """
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop acquisition; ``read`` may then return None."""
+
+    @abstractmethod
+    def stats(self) -> SourceStats:
+        """Counters so far (thread-safe)."""
+
+    def device_report(self) -> Any:
+        """Identity/registers/lead-off of the held device (sources that hold one)."""
+        return None
+
+    def process(self, inputs: Mapping[str, Block]) -> Mapping[str, Block]:
+        raise NotImplementedError("sources are read, not processed")
