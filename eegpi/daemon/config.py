@@ -1,0 +1,208 @@
+"""The daemon's configuration: /etc/eegpi/eegpi.yaml, then command-line overrides.
+
+Example (every key optional; unknown keys are an error, so a typo never goes unnoticed)::
+
+    device:
+      backend: auto            # auto | pi | mock
+      spi_bus: 0
+      spi_device: 0
+      drdy_pin: 26
+    pipelines_dir: /etc/eegpi/pipelines
+    autostart: [default]
+    data_dir: /var/lib/eegpi
+    grpc:
+      listen: 127.0.0.1:50051
+      token: ""                # required to listen beyond loopback (or insecure: true)
+      insecure: false
+    websocket:
+      listen: 127.0.0.1:9001
+      allowed_origins: []      # empty: any origin
+      max_clients: 64
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eegpi.exc import ConfigError
+from eegpi.hardware.config import DeviceConfig
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "AppConfig",
+    "GrpcConfig",
+    "WebSocketConfig",
+    "default_pipelines_dir",
+    "from_mapping",
+    "load_config",
+    "split_hostport",
+]
+
+DEFAULT_CONFIG_PATH = Path("/etc/eegpi/eegpi.yaml")
+
+
+@dataclass(frozen=True)
+class GrpcConfig:
+    listen: str = "127.0.0.1:50051"
+    token: str = ""
+    """Bearer token clients must send (``authorization: Bearer ...``); empty = none."""
+    token_file: str = ""
+    """Read the token from this file instead (keeps it out of the config)."""
+    insecure: bool = False
+    """Allow listening beyond loopback without a token. Say so explicitly or not at all."""
+
+
+@dataclass(frozen=True)
+class WebSocketConfig:
+    listen: str = "127.0.0.1:9001"
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins allowed to connect (e.g. ``http://eegpi.local:9001``); empty = any."""
+    max_clients: int = 64
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    pipelines_dir: str = ""
+    """Empty: /etc/eegpi/pipelines when it exists, else the pipelines shipped with eegpi."""
+    autostart: tuple[str, ...] = ()
+    data_dir: str = "/var/lib/eegpi"
+    grpc: GrpcConfig = field(default_factory=GrpcConfig)
+    websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    log_level: str = "info"
+
+    def resolved_token(self) -> str:
+        if self.grpc.token_file:
+            try:
+                return Path(self.grpc.token_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"grpc.token_file: cannot read {self.grpc.token_file}: {exc}")
+        return self.grpc.token
+
+
+def load_config(path: str | Path | None) -> AppConfig:
+    """Load the config file; ``None`` means the default path if it exists, else defaults."""
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.exists():
+            return AppConfig()
+        path = DEFAULT_CONFIG_PATH
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such config file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot read config: {exc}") from None
+    if doc is None:
+        doc = {}
+    try:
+        return from_mapping(AppConfig, doc, "")
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+_T = typing.TypeVar("_T")
+
+
+def from_mapping(cls: type[_T], doc: Any, where: str) -> _T:
+    """Build a (nested) frozen dataclass from YAML, rejecting unknown keys and wrong types."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {doc!r}")
+    assert dataclasses.is_dataclass(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(doc) - set(fields)
+    if unknown:
+        names = ", ".join(sorted(map(str, unknown)))
+        raise ConfigError(
+            f"unknown key(s) {names} in {where or 'config'}; allowed: {', '.join(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    values = {k: _convert(v, hints[k], f"{where}.{k}" if where else k) for k, v in doc.items()}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where or 'config'}: {exc}") from None
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
+        return from_mapping(hint, value if value is not None else {}, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: unexpected value {value!r}")
+    if origin is typing.Literal:
+        if value not in args:
+            allowed = ", ".join(map(str, args))
+            raise ConfigError(f"{where}: {value!r} is not one of {allowed}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = args[0] if args else Any
+        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def split_hostport(text: str, what: str) -> tuple[str, int]:
+    """``"127.0.0.1:9001"`` -> ("127.0.0.1", 9001); ``[::1]:9001`` works too."""
+    host, sep, port_s = text.rpartition(":")
+    if not sep or not host:
+        raise ConfigError(f"{what}: {text!r} is not HOST:PORT (e.g. 127.0.0.1:9001)")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ConfigError(f"{what}: port {port_s!r} in {text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"{what}: port {port} out of range 0..65535")
+    return host.strip("[]"), port
+
+
+def default_pipelines_dir() -> Path:
+    """Where pipelines live when the config does not say."""
+    etc = Path("/etc/eegpi/pipelines")
+    if etc.is_dir():
+        return etc
+    here = Path(__file__).resolve().parent.parent
+    bundled = here / "pipelines"  # shipped inside the wheel
+    if bundled.is_dir():
+        return bundled
+    return here.parent / "pipelines"  # a source checkout
+
