@@ -150,7 +150,7 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
     log.info("stopping")
     notifier.stopping()
     watchdog.cancel()
-    await grpc.enter_shutdown()
+    await grpc.set_serving(False)
     await manager.stop_all()
     await hub.close()
     ws.close()

