@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-from eegpi.pipeline.stages import convert, filters, sinks, source  # noqa: F401
+from eegpi.pipeline.stages import convert, filters, sinks, source, spectral  # noqa: F401
