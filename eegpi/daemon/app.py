@@ -112,6 +112,7 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
         publisher=publisher,
         subscriber_counts=hub.subscriber_counts,
         data_dir=cfg.data_dir,
+        on_topics=hub.set_expected_topics,
     )
     loaded = manager.load()
     log.info(

@@ -74,12 +74,15 @@ class PipelineManager:
         publisher: TopicPublisher,
         subscriber_counts: Callable[[], Mapping[str, int]],
         data_dir: str = ".",
+        on_topics: Callable[[set[str]], None] = lambda topics: None,
     ) -> None:
         self.pipelines_dir = pipelines_dir
         self._device = device
         self._publisher = publisher
         self._subscriber_counts = subscriber_counts
         self._data_dir = data_dir
+        self._on_topics = on_topics
+        """Told every topic the loaded pipelines can publish (the broker's unknown_topic check)."""
         self._entries: dict[str, _Entry] = {}
         self._load_errors: list[LoadError] = []
         self._changed = asyncio.Event()
@@ -138,6 +141,7 @@ class PipelineManager:
                 entries[name] = old
         self._entries = entries
         self._load_errors = errors
+        self._on_topics({t for e in entries.values() for t in (*e.spec.topics, *_next_topics(e))})
         self._notify()
         return ReloadResult(tuple(sorted(specs)), tuple(errors))
 
@@ -360,6 +364,10 @@ class PipelineManager:
 
         result: DeviceReport = await asyncio.to_thread(probe, self._device)
         return result
+
+
+def _next_topics(entry: _Entry) -> tuple[str, ...]:
+    return entry.next_spec.topics if entry.next_spec is not None else ()
 
 
 def _device_info(runner: PipelineRunner) -> DeviceInfo | None:

@@ -1,0 +1,122 @@
+"""The hand-off from the pipeline thread to the event loop that owns the hub.
+
+Sinks run on the pipeline runner's thread and must never wait on the network. They call
+:class:`LoopPublisher`, which appends to a bounded deque under a short lock and, only when the
+deque was empty, schedules one drain callback on the loop. Under overload the oldest block is
+dropped and counted; the hub then sees a ``seq`` jump, so subscribers see the loss as a gap.
+Declare and retract travel through the same deque, so the loop applies every operation in the
+order the pipeline made it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import deque
+from typing import Literal
+
+from eegpi.broker.hub import TopicHub
+from eegpi.stream import Block, StreamMeta
+
+__all__ = ["LoopPublisher"]
+
+log = logging.getLogger("eegpi.broker")
+
+_Op = (
+    tuple[Literal["declare"], str, StreamMeta]
+    | tuple[Literal["publish"], str, Block]
+    | tuple[Literal["retract"], str, None]
+)
+
+
+class LoopPublisher:
+    """Thread-safe, never-blocking :class:`~eegpi.pipeline.stage.TopicPublisher` for a hub."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, hub: TopicHub, *, max_pending: int = 256
+    ) -> None:
+        """
+        Args:
+            loop: the loop the hub lives on.
+            hub: where blocks go.
+            max_pending: blocks that may wait for the loop before the oldest is dropped.
+        """
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
+        self._loop = loop
+        self._hub = hub
+        self._max_pending = max_pending
+        self._lock = threading.Lock()
+        self._ops: deque[_Op] = deque()
+        self._blocks = 0  # publish ops in _ops; declare/retract are rare and never dropped
+        self._dropped = 0
+        self._dropped_samples = 0
+
+    @property
+    def dropped(self) -> int:
+        """Blocks dropped because the loop fell behind."""
+        return self._dropped
+
+    @property
+    def dropped_samples(self) -> int:
+        return self._dropped_samples
+
+    def declare(self, topic: str, meta: StreamMeta) -> None:
+        self._put(("declare", topic, meta))
+
+    def publish(self, topic: str, block: Block) -> None:
+        self._put(("publish", topic, block))
+
+    def retract(self, topic: str) -> None:
+        self._put(("retract", topic, None))
+
+    def _put(self, op: _Op) -> None:
+        with self._lock:
+            if op[0] == "publish":
+                if self._blocks >= self._max_pending:
+                    self._drop_oldest_block()
+                self._blocks += 1
+            was_empty = not self._ops
+            self._ops.append(op)
+        if was_empty:
+            try:
+                self._loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:  # loop closed: the daemon is shutting down
+                with self._lock:
+                    for pending in self._ops:
+                        if pending[0] == "publish":
+                            self._count_drop(pending[2])
+                    self._ops.clear()
+                    self._blocks = 0
+
+    def _drop_oldest_block(self) -> None:
+        """Called with the lock held and the deque full of blocks."""
+        for index, pending in enumerate(self._ops):
+            if pending[0] == "publish":
+                del self._ops[index]
+                self._blocks -= 1
+                self._count_drop(pending[2])
+                return
+
+    def _count_drop(self, block: Block) -> None:
+        self._dropped += 1
+        self._dropped_samples += block.n_samples
+
+    def _drain(self) -> None:
+        """On the loop: apply every waiting operation, in order."""
+        with self._lock:
+            ops, self._ops = self._ops, deque()
+            self._blocks = 0
+        for kind, topic, payload in ops:
+            try:
+                if kind == "publish":
+                    assert isinstance(payload, Block)
+                    self._hub.publish(topic, payload)
+                elif kind == "declare":
+                    assert isinstance(payload, StreamMeta)
+                    self._hub.declare(topic, payload)
+                else:
+                    self._hub.retract(topic)
+            except Exception:
+                log.exception("broker failed to %s topic %r", kind, topic)

@@ -1,0 +1,160 @@
+"""Client commands of the WebSocket protocol, parsed and validated before they touch the hub.
+
+Every way a message can be wrong maps to a :class:`CommandError` with a stable ``code`` and a
+message a person can act on; the connection stays open after any of them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = [
+    "DEFAULT_MAX_LATENCY_MS",
+    "MAX_LATENCY_MS_RANGE",
+    "TOPIC_PATTERN",
+    "Command",
+    "CommandError",
+    "ErrorCode",
+    "ListTopics",
+    "Subscribe",
+    "Unsubscribe",
+    "parse_command",
+]
+
+DEFAULT_MAX_LATENCY_MS = 10.0
+MAX_LATENCY_MS_RANGE = (0.0, 1000.0)
+"""0 sends every block as soon as it arrives; 1000 ms is the most batching allowed."""
+TOPIC_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+Format = Literal["json", "binary"]
+ErrorCode = Literal[
+    "bad_json",
+    "bad_request",
+    "unknown_command",
+    "unknown_topic",
+    "not_subscribed",
+    "too_many_subscriptions",
+    "message_too_large",
+    "rate_limited",
+]
+
+
+class CommandError(Exception):
+    """A client message the broker refuses; sent back as ``{"error": {...}}``."""
+
+    def __init__(self, code: ErrorCode, message: str, topic: str | None = None) -> None:
+        super().__init__(message)
+        self.code: ErrorCode = code
+        self.message = message
+        self.topic = topic
+
+    def to_json(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.topic is not None:
+            error["topic"] = self.topic
+        return {"error": error}
+
+
+@dataclass(frozen=True)
+class Subscribe:
+    topic: str
+    format: Format = "json"
+    max_latency_ms: float = DEFAULT_MAX_LATENCY_MS
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    topic: str
+
+
+@dataclass(frozen=True)
+class ListTopics:
+    pass
+
+
+Command = Subscribe | Unsubscribe | ListTopics
+
+_COMMANDS = ("subscribe", "unsubscribe", "list_topics")
+_ALLOWED_FIELDS = {
+    "subscribe": {"subscribe", "format", "max_latency_ms"},
+    "unsubscribe": {"unsubscribe"},
+    "list_topics": {"list_topics"},
+}
+_EXAMPLE = '{"subscribe": "eeg_filtered"}, {"unsubscribe": "eeg_filtered"} or {"list_topics": true}'
+
+
+def _topic(value: Any, command: str) -> str:
+    if not isinstance(value, str):
+        raise CommandError(
+            "bad_request", f'"{command}" takes a topic name string, got {type(value).__name__}'
+        )
+    if not TOPIC_PATTERN.fullmatch(value):
+        raise CommandError(
+            "bad_request",
+            f'"{command}": topic {value[:80]!r} is not a valid name '
+            "(1-64 characters of letters, digits, '_', '.', ':', '-')",
+        )
+    return value
+
+
+def _max_latency(value: Any) -> float:
+    low, high = MAX_LATENCY_MS_RANGE
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CommandError(
+            "bad_request", f'"max_latency_ms" must be a number of milliseconds, got {value!r}'
+        )
+    if not low <= value <= high:
+        raise CommandError(
+            "bad_request", f'"max_latency_ms" must be between {low:g} and {high:g}, got {value!r}'
+        )
+    return float(value)
+
+
+def parse_command(text: str) -> Command:
+    """Decode one client text message; raises CommandError when it is not a valid command."""
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise CommandError(
+            "bad_json", f"message is not valid JSON ({exc}); send e.g. {_EXAMPLE}"
+        ) from None
+    if not isinstance(message, dict):
+        raise CommandError(
+            "bad_request", f"a command is a JSON object, got {type(message).__name__}; {_EXAMPLE}"
+        )
+    present = [name for name in _COMMANDS if name in message]
+    if not present:
+        keys = ", ".join(repr(key) for key in list(message)[:5]) or "no keys"
+        raise CommandError("unknown_command", f"unknown command ({keys}); expected {_EXAMPLE}")
+    if len(present) > 1:
+        raise CommandError("bad_request", f"one command per message, got {', '.join(present)}")
+    name = present[0]
+    extra = sorted(set(message) - _ALLOWED_FIELDS[name])
+    if extra:
+        allowed = ", ".join(sorted(_ALLOWED_FIELDS[name]))
+        raise CommandError(
+            "bad_request", f'unknown field(s) {", ".join(extra)} for "{name}" (allowed: {allowed})'
+        )
+    if name == "list_topics":
+        if message["list_topics"] is not True:
+            raise CommandError("bad_request", '"list_topics" must be true')
+        return ListTopics()
+    if name == "unsubscribe":
+        return Unsubscribe(_topic(message["unsubscribe"], name))
+    topic = _topic(message["subscribe"], name)
+    fmt = message.get("format", "json")
+    if fmt not in ("json", "binary"):
+        raise CommandError(
+            "bad_request", f'"format" must be "json" or "binary", got {fmt!r}', topic=topic
+        )
+    latency = DEFAULT_MAX_LATENCY_MS
+    if "max_latency_ms" in message:
+        try:
+            latency = _max_latency(message["max_latency_ms"])
+        except CommandError as exc:
+            exc.topic = topic
+            raise
+    return Subscribe(topic, fmt, latency)

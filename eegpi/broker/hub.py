@@ -1,0 +1,321 @@
+"""The topic hub: which topics exist, who subscribes to what, and the fan-out of data messages.
+
+Subscribers of a topic are grouped by (format, max_latency_ms). Each group has one
+:class:`~eegpi.broker.batching.Batcher`; every message it cuts is encoded once and the same
+object is queued to every member, so a topic costs one encode per message however many clients
+watch it. Fan-out only appends to bounded per-client queues (:class:`ClientSession`), so a slow
+or failing client never delays the hub, the pipeline or other clients.
+
+A topic may be subscribed before it is declared: the client gets an ack with ``"meta": null``
+and ``"pending": true``, then a second ack with the meta when the producer declares it. When
+the producer retracts the topic, subscribers get the pending ack again and stay subscribed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from eegpi.broker.batching import Batcher, Chunk
+from eegpi.broker.codec import encode_binary_data, encode_json_data
+from eegpi.broker.commands import CommandError, Subscribe
+from eegpi.broker.session import CLOSE_INTERNAL_ERROR, BrokerStats, ClientSession
+from eegpi.stream import Block, StreamMeta
+
+__all__ = ["MAX_SUBSCRIPTIONS", "TopicHub"]
+
+log = logging.getLogger("eegpi.broker")
+
+MAX_SUBSCRIPTIONS = 32
+"""Subscriptions one connection may hold."""
+GOING_AWAY = 1001
+
+_GroupKey = tuple[str, float]  # (format, max_latency_ms)
+
+
+@dataclass(eq=False)
+class _Group:
+    """Subscribers of one topic sharing format and batching; one encode per message."""
+
+    fmt: str
+    max_latency_ms: float
+    members: dict[ClientSession, None] = field(default_factory=dict)  # insertion-ordered set
+    batcher: Batcher | None = None  # None until the topic's meta is known
+    timer: asyncio.TimerHandle | None = None
+
+    def reset(self, meta: StreamMeta | None) -> None:
+        self.cancel_timer()
+        self.batcher = (
+            None
+            if meta is None
+            else Batcher(meta.sample_rate, len(meta.channels), self.max_latency_ms / 1000.0)
+        )
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+@dataclass(eq=False)
+class _Topic:
+    name: str
+    meta: StreamMeta | None = None  # None while the producer has not declared it
+    meta_json: dict[str, Any] | None = None
+    groups: dict[_GroupKey, _Group] = field(default_factory=dict)
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(group.members) for group in self.groups.values())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
+
+
+def _meta_to_json(meta: StreamMeta) -> dict[str, Any]:
+    """StreamMeta.to_json made safe for json (numpy scalars and odd extras become plain)."""
+    encoded = json.dumps(meta.to_json(), default=_jsonable, allow_nan=False)
+    result: dict[str, Any] = json.loads(encoded)
+    return result
+
+
+class TopicHub:
+    """Topics, subscriptions and fan-out; lives on the event loop, every method runs there."""
+
+    def __init__(self, *, queue_limit: int = 256, stall_timeout_s: float = 5.0) -> None:
+        """
+        Args:
+            queue_limit: data messages a client may have waiting before the oldest is dropped
+                (256 messages is 2.5 s at the default 10 ms batching).
+            stall_timeout_s: a client that makes no progress, or keeps losing data, for this
+                long is closed with 1013.
+        """
+        if queue_limit < 1:
+            raise ValueError(f"queue_limit must be at least 1, got {queue_limit}")
+        if stall_timeout_s <= 0:
+            raise ValueError(f"stall_timeout_s must be positive, got {stall_timeout_s}")
+        self.queue_limit = queue_limit
+        self.stall_timeout_s = stall_timeout_s
+        self.stats = BrokerStats()
+        self._topics: dict[str, _Topic] = {}
+        self._sessions: dict[ClientSession, dict[str, Subscribe]] = {}
+        self._expected: frozenset[str] | None = None
+
+    # ---- producer side -------------------------------------------------------------------
+
+    def declare(self, topic: str, meta: StreamMeta) -> None:
+        """The topic exists now with this meta; subscribers waiting for it get the ack."""
+        entry = self._topics.get(topic)
+        if entry is None:
+            entry = self._topics[topic] = _Topic(topic)
+        elif entry.meta is not None and (entry.meta is meta or entry.meta == meta):
+            return
+        self._flush(entry)
+        entry.meta = meta
+        entry.meta_json = _meta_to_json(meta)
+        for group in entry.groups.values():
+            group.reset(meta)
+            for session in group.members:
+                session.notify(self._ack(entry, self._sessions[session][topic]))
+
+    def retract(self, topic: str) -> None:
+        """The producer stopped: pending data is sent, subscribers stay and are told it waits."""
+        entry = self._topics.get(topic)
+        if entry is None or entry.meta is None:
+            return
+        self._flush(entry)
+        entry.meta = entry.meta_json = None
+        for group in entry.groups.values():
+            group.reset(None)
+            for session in group.members:
+                session.notify(self._ack(entry, self._sessions[session][topic]))
+        self._forget_if_unused(entry)
+
+    def publish(self, topic: str, block: Block) -> None:
+        """Batch a block (samples x channels) into every group of the topic."""
+        entry = self._topics.get(topic)
+        if entry is None or entry.meta is None or block.meta != entry.meta:
+            self.declare(topic, block.meta)  # announces a new or changed meta
+            entry = self._topics[topic]
+        elif block.meta is not entry.meta:
+            entry.meta = block.meta  # equal value: keep the identity check on the fast path
+        if block.n_samples == 0 or not entry.groups:
+            return
+        now = asyncio.get_running_loop().time()
+        for group in list(entry.groups.values()):
+            if group.batcher is not None:
+                self._emit(entry, group, group.batcher.add(block, now))
+                self._arm(entry, group)
+
+    # ---- introspection -------------------------------------------------------------------
+
+    def subscriber_counts(self) -> dict[str, int]:
+        """Subscribers per topic, for every declared or subscribed topic."""
+        return {name: entry.subscribers for name, entry in self._topics.items()}
+
+    def topics(self) -> list[tuple[str, StreamMeta]]:
+        """Declared topics and their meta, sorted by name."""
+        return sorted(
+            (name, entry.meta) for name, entry in self._topics.items() if entry.meta is not None
+        )
+
+    @property
+    def client_count(self) -> int:
+        return len(self._sessions)
+
+    def set_expected_topics(self, topics: Iterable[str] | None) -> None:
+        """Topics the loaded pipelines can publish; others are refused with ``unknown_topic``.
+
+        With None (the default) any well-formed name may be subscribed and waits for a producer.
+        """
+        self._expected = None if topics is None else frozenset(topics)
+
+    def list_topics_message(self) -> dict[str, Any]:
+        """The ``{"topics": [...]}`` reply; ``pending`` names known topics not yet declared."""
+        declared = [
+            {"name": name, "meta": entry.meta_json, "subscribers": entry.subscribers}
+            for name, entry in sorted(self._topics.items())
+            if entry.meta is not None
+        ]
+        waiting = set(self._expected or ()) | {
+            name for name, entry in self._topics.items() if entry.meta is None
+        }
+        return {"topics": declared, "pending": sorted(waiting)}
+
+    # ---- client side (called by the server) ----------------------------------------------
+
+    def attach(self, session: ClientSession) -> None:
+        self._sessions[session] = {}
+        self.stats.connections_total += 1
+
+    def detach(self, session: ClientSession) -> None:
+        for topic in list(self._sessions.get(session, {})):
+            self._leave(session, topic)
+        self._sessions.pop(session, None)
+
+    def subscribe(self, session: ClientSession, request: Subscribe) -> None:
+        """Join (or move to) the group of the request; the ack is queued to the session."""
+        held = self._sessions[session]
+        entry = self._topics.get(request.topic)
+        known = entry is not None and entry.meta is not None
+        if not known and self._expected is not None and request.topic not in self._expected:
+            names = ", ".join(sorted(self._expected | {n for n, _ in self.topics()})) or "none"
+            raise CommandError(
+                "unknown_topic",
+                f"no topic {request.topic!r}; known topics: {names}",
+                topic=request.topic,
+            )
+        if request.topic not in held and len(held) >= MAX_SUBSCRIPTIONS:
+            raise CommandError(
+                "too_many_subscriptions",
+                f"at most {MAX_SUBSCRIPTIONS} subscriptions per connection; unsubscribe first",
+                topic=request.topic,
+            )
+        if request.topic in held:
+            self._leave(session, request.topic)
+        entry = self._topics.get(request.topic)
+        if entry is None:
+            entry = self._topics[request.topic] = _Topic(request.topic)
+        key = (request.format, request.max_latency_ms)
+        group = entry.groups.get(key)
+        if group is None:
+            group = entry.groups[key] = _Group(request.format, request.max_latency_ms)
+            group.reset(entry.meta)
+        group.members[session] = None
+        held[request.topic] = request
+        session.notify(self._ack(entry, request))
+
+    def unsubscribe(self, session: ClientSession, topic: str) -> None:
+        if topic not in self._sessions[session]:
+            raise CommandError(
+                "not_subscribed", f"not subscribed to {topic!r}; nothing to do", topic=topic
+            )
+        self._leave(session, topic)
+        session.purge(topic)
+        session.notify({"unsubscribed": topic})
+
+    async def close(self) -> None:
+        """Close every client with 1001 (going away) and wait for the closes to finish."""
+        for entry in self._topics.values():
+            for group in entry.groups.values():
+                group.cancel_timer()
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.disconnect(GOING_AWAY, "server shutting down")
+        await asyncio.gather(*(s.wait_closed() for s in sessions), return_exceptions=True)
+
+    # ---- internals -----------------------------------------------------------------------
+
+    @staticmethod
+    def _ack(entry: _Topic, request: Subscribe) -> dict[str, Any]:
+        ack: dict[str, Any] = {
+            "subscribed": entry.name,
+            "meta": entry.meta_json,
+            "format": request.format,
+            "max_latency_ms": request.max_latency_ms,
+        }
+        if entry.meta is None:
+            ack["pending"] = True
+        return ack
+
+    def _leave(self, session: ClientSession, topic: str) -> None:
+        request = self._sessions[session].pop(topic)
+        entry = self._topics[topic]
+        key = (request.format, request.max_latency_ms)
+        group = entry.groups[key]
+        del group.members[session]
+        if not group.members:
+            group.cancel_timer()
+            del entry.groups[key]
+        self._forget_if_unused(entry)
+
+    def _forget_if_unused(self, entry: _Topic) -> None:
+        if entry.meta is None and not entry.groups:
+            self._topics.pop(entry.name, None)
+
+    def _flush(self, entry: _Topic) -> None:
+        for group in list(entry.groups.values()):
+            group.cancel_timer()
+            if group.batcher is not None:
+                self._emit(entry, group, group.batcher.flush())
+
+    def _arm(self, entry: _Topic, group: _Group) -> None:
+        if group.timer is not None or group.batcher is None:
+            return
+        due = group.batcher.due_at
+        if due is not None:
+            group.timer = asyncio.get_running_loop().call_at(due, self._on_due, entry, group)
+
+    def _on_due(self, entry: _Topic, group: _Group) -> None:
+        group.timer = None
+        if group.batcher is None:
+            return
+        # A timer may fire a clock tick early; treat "within 1 ms" as due.
+        now = asyncio.get_running_loop().time() + 0.001
+        self._emit(entry, group, group.batcher.poll(now))
+        self._arm(entry, group)
+
+    def _emit(self, entry: _Topic, group: _Group, chunks: list[Chunk]) -> None:
+        encode = encode_binary_data if group.fmt == "binary" else encode_json_data
+        for chunk in chunks:
+            payload = encode(entry.name, chunk.seq, chunk.timestamp, chunk.data)
+            self.stats.messages_encoded += 1
+            for session in list(group.members):
+                try:
+                    session.deliver(entry.name, payload, chunk.n_samples)
+                except Exception:
+                    log.exception("client %s failed to take a message", session.peer)
+                    session.disconnect(CLOSE_INTERNAL_ERROR, "internal error")
