@@ -1,0 +1,208 @@
+"""The ``eegpi`` command: run the daemon (``serve``) or talk to it.
+
+Exit codes: 0 success, 1 the daemon refused or a file is invalid, 2 bad command line, 3 no daemon
+answered. Failures print one line; only an unexpected error prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+
+from eegpi.cli.errors import EXIT_FAILED, EXIT_USAGE, CliError
+from eegpi.exc import EegpiError
+
+__all__ = ["build_parser", "main"]
+
+DEFAULT_GRPC = "127.0.0.1:50051"
+DEFAULT_WS = "127.0.0.1:9001"
+DEFAULT_TIMEOUT_S = 5.0
+
+
+def _address(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if text.startswith("unix:") or (sep and host and port.isdigit() and int(port) <= 65535):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT (e.g. 127.0.0.1:50051)")
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
+    return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count of 1 or more")
+    return int(text)
+
+
+def _client_options() -> argparse.ArgumentParser:
+    # SUPPRESS: an option given before the subcommand is not reset by the subparser's default;
+    # real defaults (and the environment) are applied after parsing.
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection")
+    g.add_argument(
+        "--grpc",
+        metavar="HOST:PORT",
+        type=_address,
+        default=argparse.SUPPRESS,
+        help=f"daemon gRPC address (env EEGPI_GRPC; default {DEFAULT_GRPC})",
+    )
+    g.add_argument(
+        "--token",
+        default=argparse.SUPPRESS,
+        help="bearer token when the daemon requires one (env EEGPI_TOKEN)",
+    )
+    g.add_argument(
+        "--ws",
+        metavar="HOST:PORT",
+        type=_address,
+        default=argparse.SUPPRESS,
+        help=f"daemon WebSocket address, for tail and topics (env EEGPI_WS; default {DEFAULT_WS})",
+    )
+    g.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_positive,
+        default=argparse.SUPPRESS,
+        help=f"deadline per call (default {DEFAULT_TIMEOUT_S:g})",
+    )
+    g.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
+    )
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from eegpi import __version__
+    from eegpi.cli.commands import (
+        cmd_device,
+        cmd_pipelines,
+        cmd_start,
+        cmd_status,
+        cmd_stop,
+        cmd_topics,
+    )
+    from eegpi.cli.tail import cmd_tail
+    from eegpi.cli.validate import cmd_validate
+
+    common = _client_options()
+    parser = argparse.ArgumentParser(
+        prog="eegpi",
+        description="ADS1299 EEG appliance: run the daemon or control it.",
+        parents=[common],
+        epilog="exit codes: 0 ok, 1 refused/invalid, 2 usage, 3 daemon unreachable",
+    )
+    parser.add_argument("--version", action="version", version=f"eegpi {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.set_defaults(func=func)
+        return p
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the daemon in the foreground",
+        description="Run the daemon in the foreground (logs to stderr).",
+    )
+    serve.set_defaults(func=_cmd_serve)
+    serve.add_argument(
+        "--config", metavar="FILE", help="config file (default /etc/eegpi/eegpi.yaml)"
+    )
+    serve.add_argument("--mock", action="store_true", help="use the emulated ADS1299")
+    serve.add_argument(
+        "--grpc", metavar="HOST:PORT", type=_address, default=argparse.SUPPRESS, help="gRPC listen"
+    )
+    serve.add_argument(
+        "--ws",
+        metavar="HOST:PORT",
+        type=_address,
+        default=argparse.SUPPRESS,
+        help="WebSocket listen",
+    )
+    serve.add_argument("--pipelines", metavar="DIR", help="pipelines directory")
+    serve.add_argument(
+        "--autostart",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="start this pipeline at startup (repeatable)",
+    )
+    serve.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+    )
+
+    p = add("status", cmd_status, "state and counters of one pipeline, or of all")
+    p.add_argument("name", metavar="NAME", nargs="?", default="", help="pipeline (default: all)")
+    p = add("start", cmd_start, "start a pipeline")
+    p.add_argument("name", metavar="NAME")
+    p = add("stop", cmd_stop, "stop a pipeline")
+    p.add_argument("name", metavar="NAME")
+    add("pipelines", cmd_pipelines, "the pipelines the daemon knows, and files that did not load")
+    add("topics", cmd_topics, "WebSocket topics, their subscribers and stream metadata")
+    add("device", cmd_device, "ADS1299 identity, registers and lead-off status")
+    p = add("validate", cmd_validate, "check pipeline files locally (no daemon needed)")
+    p.add_argument("files", metavar="FILE", nargs="+")
+    p = add("tail", cmd_tail, "print a topic's data messages as they arrive")
+    p.add_argument("topic", metavar="TOPIC")
+    p.add_argument("--count", metavar="N", type=_count, help="stop after N data messages")
+    return parser
+
+
+def _resolve(args: argparse.Namespace) -> None:
+    """Fill in what neither the command line nor the subparser set."""
+    if args.func is _cmd_serve:
+        args.grpc = getattr(args, "grpc", None)
+        args.ws = getattr(args, "ws", None)
+        return
+    env = os.environ
+    for name, default in (("grpc", DEFAULT_GRPC), ("ws", DEFAULT_WS)):
+        value = getattr(args, name, None)
+        if value is None:
+            variable = f"EEGPI_{name.upper()}"
+            value = env.get(variable) or default
+            try:
+                _address(value)
+            except argparse.ArgumentTypeError as exc:
+                raise CliError(f"{variable}: {exc}", EXIT_USAGE) from None
+        setattr(args, name, value)
+    args.token = getattr(args, "token", None) or env.get("EEGPI_TOKEN") or None
+    args.timeout = getattr(args, "timeout", DEFAULT_TIMEOUT_S)
+    args.json = getattr(args, "json", False)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from eegpi.daemon.app import serve_main
+
+    return serve_main(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``eegpi`` console script; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        _resolve(args)
+        return int(args.func(args))
+    except CliError as exc:
+        print(f"eegpi: {exc}", file=sys.stderr)
+        return exc.code
+    except EegpiError as exc:  # e.g. `serve` with a bad config: the message says what to fix
+        print(f"eegpi: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130

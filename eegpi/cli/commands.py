@@ -1,0 +1,239 @@
+"""The client subcommands that talk to the daemon over gRPC."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from eegpi.cli.client import ControlClient
+from eegpi.cli.output import (
+    format_duration,
+    key_values,
+    print_json,
+    record_json,
+    table,
+    uptime,
+)
+from eegpi.cli.tail import fetch_topic_meta
+from eegpi.daemon.status import PipelineStatus
+from eegpi.rpc import convert
+from eegpi.v1 import control_pb2 as pb
+from eegpi.v1 import device_pb2 as dpb
+
+__all__ = ["cmd_device", "cmd_pipelines", "cmd_start", "cmd_status", "cmd_stop", "cmd_topics"]
+
+
+def _client(args: argparse.Namespace) -> ControlClient:
+    return ControlClient(args.grpc, token=args.token, timeout=args.timeout)
+
+
+def _status_json(status: PipelineStatus) -> dict[str, Any]:
+    data: dict[str, Any] = record_json(status)
+    up = uptime(status)
+    data["uptime_s"] = None if up is None else round(up, 3)
+    return data
+
+
+def _print_statuses(statuses: list[PipelineStatus]) -> None:
+    rows = []
+    for s in statuses:
+        up = uptime(s)
+        topics = " ".join(f"{t.name}({t.subscribers})" for t in s.topics) or "-"
+        rows.append(
+            (
+                s.name,
+                s.state.value,
+                "-" if up is None else format_duration(up),
+                s.samples_acquired,
+                s.samples_dropped,
+                topics,
+            )
+        )
+    print(table(("NAME", "STATE", "UPTIME", "ACQUIRED", "DROPPED", "TOPICS(SUBSCRIBERS)"), rows))
+    for s in statuses:
+        if s.device is not None and uptime(s) is not None:
+            d = s.device
+            print(
+                f"{s.name}: {d.chip} x{d.chips} via {d.backend} ({d.path}), "
+                f"{d.channels} channels at {d.sample_rate} SPS"
+            )
+        if s.last_error:
+            print(f"{s.name}: last error: {s.last_error}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        reply = client.call(client.pipelines.GetStatus, pb.GetStatusRequest(name=args.name or ""))
+    statuses = [convert.pipeline_status_from_pb(m) for m in reply.pipelines]
+    if args.json:
+        print_json([_status_json(s) for s in statuses])
+    elif not statuses:
+        print("no pipelines (eegpi pipelines shows files that did not load)")
+    else:
+        _print_statuses(statuses)
+    return 0
+
+
+def _start_stop(args: argparse.Namespace, starting: bool) -> int:
+    with _client(args) as client:
+        if starting:
+            reply = client.call(
+                client.pipelines.StartPipeline, pb.StartPipelineRequest(name=args.name)
+            )
+        else:
+            reply = client.call(
+                client.pipelines.StopPipeline, pb.StopPipelineRequest(name=args.name)
+            )
+    status = convert.pipeline_status_from_pb(reply)
+    if args.json:
+        print_json(_status_json(status))
+    else:
+        print(f"{status.name}: {status.state.value}")
+        if status.last_error:
+            print(f"{status.name}: last error: {status.last_error}")
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    return _start_stop(args, starting=True)
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    return _start_stop(args, starting=False)
+
+
+def cmd_pipelines(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        reply = client.call(client.pipelines.ListPipelines, pb.ListPipelinesRequest())
+    infos = [convert.pipeline_info_from_pb(m) for m in reply.pipelines]
+    errors = [convert.load_error_from_pb(m) for m in reply.errors]
+    if args.json:
+        print_json(
+            {
+                "pipelines": [record_json(i) for i in infos],
+                "errors": [record_json(e) for e in errors],
+            }
+        )
+        return 0
+    rows = [
+        (i.name, i.state.value, len(i.stages), ", ".join(i.topics) or "-", i.path) for i in infos
+    ]
+    print(table(("NAME", "STATE", "STAGES", "TOPICS", "PATH"), rows))
+    if errors:
+        print(f"\n{len(errors)} file(s) did not load:")
+        for e in errors:
+            # Load errors usually name their file already.
+            print(f"  {e.message}" if e.message.startswith(e.path) else f"  {e.path}: {e.message}")
+    return 0
+
+
+def cmd_topics(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        listed = client.call(client.pipelines.ListPipelines, pb.ListPipelinesRequest())
+        status = client.call(client.pipelines.GetStatus, pb.GetStatusRequest())
+    subscribers = {t.name: t.subscribers for s in status.pipelines for t in s.topics}
+    # Stream metadata is only known to the WebSocket side; the table stands without it.
+    meta = fetch_topic_meta(args.ws, timeout=min(args.timeout, 2.0))
+    topics = []
+    for p in listed.pipelines:
+        state = convert.state_from_pb(p.state).value
+        for name in p.topics:
+            topics.append(
+                {
+                    "name": name,
+                    "pipeline": p.name,
+                    "state": state,
+                    "subscribers": subscribers.get(name, 0),
+                    "meta": None if meta is None else meta.get(name),
+                }
+            )
+    if args.json:
+        print_json(topics)
+        return 0
+    rows = []
+    for t in topics:
+        m = t["meta"] or {}
+        channels = m.get("channels")
+        rows.append(
+            (
+                t["name"],
+                t["pipeline"],
+                t["state"],
+                t["subscribers"],
+                m.get("sample_rate", "-"),
+                len(channels) if isinstance(channels, list) else "-",
+                m.get("units", "-"),
+            )
+        )
+    print(table(("TOPIC", "PIPELINE", "STATE", "SUBSCRIBERS", "RATE", "CHANNELS", "UNITS"), rows))
+    if meta is None:
+        print(f"(no stream metadata: WebSocket at {args.ws} not reachable)", file=sys.stderr)
+    return 0
+
+
+def cmd_device(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        ident = client.call(client.device.GetIdentity, dpb.GetIdentityRequest())
+        regs = client.call(client.device.GetRegisters, dpb.GetRegistersRequest())
+        lead = client.call(client.device.GetLeadOff, dpb.GetLeadOffRequest())
+    registers = convert.registers_from_pb(regs)
+    channels, bias_off = convert.lead_off_from_pb(lead)
+    if args.json:
+        print_json(
+            {
+                "identity": {
+                    "backend": ident.backend,
+                    "path": ident.path,
+                    "chip": ident.chip,
+                    "id_register": ident.id_register,
+                    "revision": ident.revision,
+                    "chips": ident.chips,
+                    "channels": ident.channels,
+                    "sample_rate": ident.sample_rate,
+                    "held_by": ident.held_by,
+                },
+                "registers": [record_json(r) for r in registers],
+                "lead_off": {"channels": [record_json(c) for c in channels], "bias_off": bias_off},
+            }
+        )
+        return 0
+    rate = f"{ident.sample_rate} SPS" if ident.sample_rate else "- (no pipeline running)"
+    print(
+        key_values(
+            [
+                ("chip", f"{ident.chip} (ID 0x{ident.id_register:02X}, revision {ident.revision})"),
+                ("backend", f"{ident.backend} ({ident.path})"),
+                ("chain", f"{ident.chips} chip(s), {ident.channels} channels"),
+                ("sample rate", rate),
+                ("held by", ident.held_by or "- (idle)"),
+            ]
+        )
+    )
+    print()
+    print(
+        table(
+            ("ADDR", "NAME", "VALUE", "BITS"),
+            [
+                (f"0x{r.address:02X}", r.name, f"0x{r.value:02X}", f"{r.value:08b}")
+                for r in registers
+            ],
+        )
+    )
+    print()
+    print(f"lead-off (bias {'OFF' if bias_off else 'ok'}):")
+    print(
+        table(
+            ("CHANNEL", "SENSED", "P", "N"),
+            [
+                (
+                    c.channel,
+                    "yes" if c.sensed else "no",
+                    "OFF" if c.p_off else "ok",
+                    "OFF" if c.n_off else "ok",
+                )
+                for c in channels
+            ],
+        )
+    )
+    return 0

@@ -1,0 +1,217 @@
+"""Status records (eegpi.daemon.status) <-> protobuf messages (eegpi.v1).
+
+Only the rpc layer and the CLI's client see protobuf types; the rest of eegpi speaks in the plain
+records, so this module is the one place where the two meet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from eegpi.daemon.status import (
+    DeviceInfo,
+    DeviceReport,
+    LeadOffChannel,
+    LoadError,
+    PipelineInfo,
+    PipelineState,
+    PipelineStatus,
+    RegisterValue,
+    ReloadResult,
+    TopicStatus,
+)
+from eegpi.v1 import control_pb2 as pb
+from eegpi.v1 import device_pb2 as dpb
+
+__all__ = [
+    "device_info_from_pb",
+    "device_info_to_pb",
+    "identity_to_pb",
+    "lead_off_from_pb",
+    "lead_off_to_pb",
+    "load_error_from_pb",
+    "pipeline_info_from_pb",
+    "pipeline_info_to_pb",
+    "pipeline_list_to_pb",
+    "pipeline_status_from_pb",
+    "pipeline_status_to_pb",
+    "registers_from_pb",
+    "registers_to_pb",
+    "reload_result_to_pb",
+    "state_from_pb",
+    "state_to_pb",
+]
+
+_STATE_TO_PB: dict[PipelineState, pb.PipelineState] = {
+    PipelineState.STOPPED: pb.PIPELINE_STATE_STOPPED,
+    PipelineState.STARTING: pb.PIPELINE_STATE_STARTING,
+    PipelineState.RUNNING: pb.PIPELINE_STATE_RUNNING,
+    PipelineState.STOPPING: pb.PIPELINE_STATE_STOPPING,
+    PipelineState.FAILED: pb.PIPELINE_STATE_FAILED,
+}
+_STATE_FROM_PB: dict[int, PipelineState] = {int(v): k for k, v in _STATE_TO_PB.items()}
+
+
+def state_to_pb(state: PipelineState) -> pb.PipelineState:
+    return _STATE_TO_PB[state]
+
+
+def state_from_pb(state: int) -> PipelineState:
+    """UNSPECIFIED (a server older or newer than us) reads as STOPPED rather than failing."""
+    return _STATE_FROM_PB.get(int(state), PipelineState.STOPPED)
+
+
+def _timestamp(unix_seconds: float | None) -> Timestamp | None:
+    if unix_seconds is None:
+        return None
+    # Split before scaling: a float holds a Unix time to ~0.2 us, not nanoseconds.
+    seconds = math.floor(unix_seconds)
+    nanos = min(round((unix_seconds - seconds) * 1e9), 999_999_999)
+    return Timestamp(seconds=seconds, nanos=nanos)
+
+
+def _unix_seconds(ts: Timestamp) -> float:
+    return ts.seconds + ts.nanos / 1e9
+
+
+def device_info_to_pb(info: DeviceInfo) -> pb.DeviceInfo:
+    return pb.DeviceInfo(
+        backend=info.backend,
+        path=info.path,
+        chip=info.chip,
+        id_register=info.id_register,
+        chips=info.chips,
+        channels=info.channels,
+        sample_rate=info.sample_rate,
+    )
+
+
+def device_info_from_pb(msg: pb.DeviceInfo) -> DeviceInfo:
+    return DeviceInfo(
+        backend=msg.backend,
+        path=msg.path,
+        chip=msg.chip,
+        id_register=msg.id_register,
+        chips=msg.chips,
+        channels=msg.channels,
+        sample_rate=msg.sample_rate,
+    )
+
+
+def pipeline_status_to_pb(status: PipelineStatus) -> pb.PipelineStatus:
+    return pb.PipelineStatus(
+        name=status.name,
+        state=state_to_pb(status.state),
+        last_error=status.last_error,
+        start_time=_timestamp(status.start_time),
+        samples_acquired=status.samples_acquired,
+        samples_dropped=status.samples_dropped,
+        topics=[pb.TopicStatus(name=t.name, subscribers=t.subscribers) for t in status.topics],
+        device=device_info_to_pb(status.device) if status.device is not None else None,
+    )
+
+
+def pipeline_status_from_pb(msg: pb.PipelineStatus) -> PipelineStatus:
+    return PipelineStatus(
+        name=msg.name,
+        state=state_from_pb(msg.state),
+        last_error=msg.last_error,
+        start_time=_unix_seconds(msg.start_time) if msg.HasField("start_time") else None,
+        samples_acquired=msg.samples_acquired,
+        samples_dropped=msg.samples_dropped,
+        topics=tuple(TopicStatus(name=t.name, subscribers=t.subscribers) for t in msg.topics),
+        device=device_info_from_pb(msg.device) if msg.HasField("device") else None,
+    )
+
+
+def pipeline_info_to_pb(info: PipelineInfo) -> pb.PipelineInfo:
+    return pb.PipelineInfo(
+        name=info.name,
+        path=info.path,
+        stages=list(info.stages),
+        topics=list(info.topics),
+        state=state_to_pb(info.state),
+    )
+
+
+def pipeline_info_from_pb(msg: pb.PipelineInfo) -> PipelineInfo:
+    return PipelineInfo(
+        name=msg.name,
+        path=msg.path,
+        stages=tuple(msg.stages),
+        topics=tuple(msg.topics),
+        state=state_from_pb(msg.state),
+    )
+
+
+def load_error_from_pb(msg: pb.PipelineLoadError) -> LoadError:
+    return LoadError(path=msg.path, message=msg.message)
+
+
+def _load_errors_to_pb(errors: Iterable[LoadError]) -> list[pb.PipelineLoadError]:
+    return [pb.PipelineLoadError(path=e.path, message=e.message) for e in errors]
+
+
+def pipeline_list_to_pb(
+    pipelines: Iterable[PipelineInfo], errors: Iterable[LoadError]
+) -> pb.ListPipelinesResponse:
+    return pb.ListPipelinesResponse(
+        pipelines=[pipeline_info_to_pb(p) for p in pipelines],
+        errors=_load_errors_to_pb(errors),
+    )
+
+
+def reload_result_to_pb(result: ReloadResult) -> pb.ReloadPipelinesResponse:
+    return pb.ReloadPipelinesResponse(
+        loaded=list(result.loaded), errors=_load_errors_to_pb(result.errors)
+    )
+
+
+def identity_to_pb(report: DeviceReport) -> dpb.Identity:
+    return dpb.Identity(
+        backend=report.backend,
+        path=report.path,
+        chip=report.chip,
+        id_register=report.id_register,
+        revision=report.revision,
+        chips=report.chips,
+        channels=report.channels,
+        sample_rate=report.sample_rate,
+        held_by=report.held_by,
+    )
+
+
+def registers_to_pb(report: DeviceReport) -> dpb.RegisterDump:
+    return dpb.RegisterDump(
+        registers=[
+            dpb.Register(address=r.address, name=r.name, value=r.value) for r in report.registers
+        ]
+    )
+
+
+def registers_from_pb(msg: dpb.RegisterDump) -> tuple[RegisterValue, ...]:
+    return tuple(
+        RegisterValue(address=r.address, name=r.name, value=r.value) for r in msg.registers
+    )
+
+
+def lead_off_to_pb(report: DeviceReport) -> dpb.LeadOffStatus:
+    return dpb.LeadOffStatus(
+        channels=[
+            dpb.LeadOffChannel(channel=c.channel, p_off=c.p_off, n_off=c.n_off, sensed=c.sensed)
+            for c in report.lead_off
+        ],
+        bias_off=report.bias_off,
+    )
+
+
+def lead_off_from_pb(msg: dpb.LeadOffStatus) -> tuple[tuple[LeadOffChannel, ...], bool]:
+    """The channels and the bias-off flag."""
+    channels = tuple(
+        LeadOffChannel(channel=c.channel, p_off=c.p_off, n_off=c.n_off, sensed=c.sensed)
+        for c in msg.channels
+    )
+    return channels, msg.bias_off

@@ -1,0 +1,177 @@
+"""PipelineControl and Device servicers: thin adapters over the daemon's ControlPlane.
+
+Each method converts the request, calls the control plane and converts the answer back. Domain
+errors become gRPC status codes with the exception's message as details, so a client never sees
+UNKNOWN: anything unexpected is logged with its traceback and reported as INTERNAL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import grpc
+
+from eegpi.daemon.status import ControlPlane
+from eegpi.exc import (
+    ConfigError,
+    EegpiError,
+    HardwareError,
+    PipelineNotFound,
+    PipelineStateError,
+    StageError,
+)
+from eegpi.rpc import convert
+from eegpi.v1 import control_pb2 as pb
+from eegpi.v1 import control_pb2_grpc, device_pb2_grpc
+from eegpi.v1 import device_pb2 as dpb
+
+__all__ = [
+    "ERROR_KIND_KEY",
+    "DeviceServicer",
+    "PipelineControlServicer",
+    "status_code_for",
+]
+
+log = logging.getLogger("eegpi.rpc")
+
+ERROR_KIND_KEY = "eegpi-error"
+"""Trailing metadata naming the eegpi exception behind an error status.
+
+Lets a client tell a daemon-reported UNAVAILABLE (the chip does not answer) from a transport
+UNAVAILABLE (the daemon is not there)."""
+
+NAME_REQUIRED = "name is required; try ListPipelines"
+
+# Most specific first: DeviceBusy is a PipelineStateError.
+_CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (PipelineNotFound, grpc.StatusCode.NOT_FOUND),
+    (PipelineStateError, grpc.StatusCode.FAILED_PRECONDITION),
+    (ConfigError, grpc.StatusCode.INVALID_ARGUMENT),
+    (HardwareError, grpc.StatusCode.UNAVAILABLE),
+    # A stage that cannot open (unwritable recording dir, say) needs fixing before a retry.
+    (StageError, grpc.StatusCode.FAILED_PRECONDITION),
+    (TimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
+)
+
+
+def status_code_for(exc: BaseException) -> grpc.StatusCode:
+    """The status code an exception from the control plane is reported with."""
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+async def _abort(context: Any, code: grpc.StatusCode, details: str, kind: str) -> NoReturn:
+    await context.abort(code, details, trailing_metadata=((ERROR_KIND_KEY, kind),))
+    raise AssertionError("context.abort returned")  # pragma: no cover
+
+
+@contextlib.asynccontextmanager
+async def _reported(context: Any, what: str) -> AsyncIterator[None]:
+    """Turn an exception raised inside the block into the matching gRPC status."""
+    try:
+        yield
+    except grpc.aio.AbortError:
+        raise  # an abort already in flight
+    except EegpiError as exc:
+        await _abort(context, status_code_for(exc), str(exc), type(exc).__name__)
+    except Exception as exc:
+        code = status_code_for(exc)
+        if code is grpc.StatusCode.INTERNAL:
+            log.exception("%s failed unexpectedly", what)
+            details = f"internal error in {what}: {type(exc).__name__}: {exc}; see the daemon log"
+        else:
+            details = str(exc) or type(exc).__name__
+        await _abort(context, code, details, type(exc).__name__)
+
+
+async def _required_name(name: str, context: Any) -> str:
+    name = name.strip()
+    if not name:
+        await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, NAME_REQUIRED, "ConfigError")
+    return name
+
+
+class PipelineControlServicer(control_pb2_grpc.PipelineControlServicer):
+    """eegpi.v1.PipelineControl over a ControlPlane."""
+
+    def __init__(self, control: ControlPlane) -> None:
+        self._control = control
+
+    async def ListPipelines(
+        self, request: pb.ListPipelinesRequest, context: Any
+    ) -> pb.ListPipelinesResponse:
+        async with _reported(context, "ListPipelines"):
+            pipelines, errors = self._control.list_pipelines()
+        return convert.pipeline_list_to_pb(pipelines, errors)
+
+    async def StartPipeline(
+        self, request: pb.StartPipelineRequest, context: Any
+    ) -> pb.PipelineStatus:
+        name = await _required_name(request.name, context)
+        async with _reported(context, "StartPipeline"):
+            status = await self._control.start(name)
+        return convert.pipeline_status_to_pb(status)
+
+    async def StopPipeline(
+        self, request: pb.StopPipelineRequest, context: Any
+    ) -> pb.PipelineStatus:
+        name = await _required_name(request.name, context)
+        async with _reported(context, "StopPipeline"):
+            status = await self._control.stop(name)
+        return convert.pipeline_status_to_pb(status)
+
+    async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
+        async with _reported(context, "GetStatus"):
+            statuses = self._control.status(request.name.strip())
+        return pb.GetStatusResponse(pipelines=[convert.pipeline_status_to_pb(s) for s in statuses])
+
+    async def WatchStatus(
+        self, request: pb.WatchStatusRequest, context: Any
+    ) -> AsyncIterator[pb.PipelineStatus]:
+        # Runs until the client cancels (CancelledError passes through `_reported`) or the
+        # control plane ends the stream (daemon shutting down).
+        async with _reported(context, "WatchStatus"):
+            updates = self._control.watch(request.name.strip())
+            try:
+                async for status in updates:
+                    yield convert.pipeline_status_to_pb(status)
+            finally:
+                aclose = getattr(updates, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+    async def ReloadPipelines(
+        self, request: pb.ReloadPipelinesRequest, context: Any
+    ) -> pb.ReloadPipelinesResponse:
+        async with _reported(context, "ReloadPipelines"):
+            result = await self._control.reload()
+        return convert.reload_result_to_pb(result)
+
+
+class DeviceServicer(device_pb2_grpc.DeviceServicer):
+    """eegpi.v1.Device over a ControlPlane."""
+
+    def __init__(self, control: ControlPlane) -> None:
+        self._control = control
+
+    async def GetIdentity(self, request: dpb.GetIdentityRequest, context: Any) -> dpb.Identity:
+        async with _reported(context, "GetIdentity"):
+            report = await self._control.device_report()
+        return convert.identity_to_pb(report)
+
+    async def GetRegisters(
+        self, request: dpb.GetRegistersRequest, context: Any
+    ) -> dpb.RegisterDump:
+        async with _reported(context, "GetRegisters"):
+            report = await self._control.device_report()
+        return convert.registers_to_pb(report)
+
+    async def GetLeadOff(self, request: dpb.GetLeadOffRequest, context: Any) -> dpb.LeadOffStatus:
+        async with _reported(context, "GetLeadOff"):
+            report = await self._control.device_report()
+        return convert.lead_off_to_pb(report)
