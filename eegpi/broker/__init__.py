@@ -2,7 +2,7 @@
 
 The pipeline thread publishes through :class:`LoopPublisher`; the :class:`TopicHub` on the
 event loop batches and fans out; :func:`start_ws_server` serves ``/ws/data``, the viewer page
-at ``/`` and ``/healthz``. The protocol is documented in docs/api-websocket.md.
+at ``/`` and ``/healthz``. The protocol is documented in docs/API.md.
 """
 
 from __future__ import annotations

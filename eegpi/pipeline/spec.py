@@ -152,7 +152,7 @@ def parse_pipeline(doc: Any, path: str = "<pipeline>") -> PipelineSpec:
 
     spec = PipelineSpec(name=name, path=path, description=description, stages=tuple(order))
     seen: dict[str, str] = {}
-    for st in spec.stages:
+    for st in parsed.values():  # file order, so the second mention is the one reported
         if st.cls.topic_param is None:
             continue
         topic = str(getattr(st.params, st.cls.topic_param))
