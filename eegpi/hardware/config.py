@@ -12,12 +12,75 @@ Backend = Literal["auto", "pi", "mock"]
 
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """Options of the emulated ADS1299 used by the ``mock`` backend."""
+    """Options of the emulated ADS1299 used by the ``mock`` backend.
+
+    Signal options describe what the emulated electrodes pick up (the synthetic EEG has known
+    components so tests can find them); fault options make the emulator misbehave the way real
+    boards do, so every failure path can be exercised without hardware.
+    """
 
     realtime: bool = True
     """DRDY at the programmed data rate in wall-clock time; False = as fast as read."""
     seed: int = 0
     """Seed of the synthetic EEG, so runs are reproducible."""
+    id_register: int = 0x3E
+    """ID register value: 0x3E ADS1299, 0x3D -6, 0x3C -4; anything else tests rejection."""
+    chips: int | None = None
+    """Chips in the emulated daisy chain; None = as many as the pipeline asks for."""
+    clock_ppm: float = 0.0
+    """Error of the chip's oscillator; +10000 = 1 % fast, as some boards are."""
+    alpha_uv: float = 20.0
+    """Amplitude of the 10 Hz alpha rhythm on every normal-input channel."""
+    alpha_hz: float = 10.0
+    noise_uv: float = 3.0
+    """RMS of the pink-ish background noise."""
+    mains_uv: float = 3.0
+    """Amplitude of the mains pickup."""
+    mains_hz: float = 50.0
+    offset_uv: float = 30.0
+    """Input offset every channel adds (a few tens of uV on real parts)."""
+    test_amplitude_v: float = 4.5 / 2400
+    """Half peak-to-peak of the 1x test square wave; sources disagree (VREF/2400 vs 1 mV)."""
+    temperature_c: float = 30.0
+    """Die temperature the temperature sensor reports."""
+    avdd_v: float = 5.0
+    dvdd_v: float = 3.3
+    leads_off: tuple[int, ...] = ()
+    """1-based channels (over the whole chain) whose electrodes are off: the channel saturates
+    and, with lead-off sensing on, its P and N status bits are set."""
+    bias_off: bool = False
+    """The bias electrode is off (CONFIG3.BIAS_STAT reads 1)."""
+    strict: bool = True
+    """Ignore commands sent with timing the chip cannot decode (too fast, CS released early)."""
+    event_buffer_size: int = 16
+    """Edge events the emulated kernel keeps per line; overflow drops the oldest."""
+    late_read_every: int = 0
+    """Fault: every Nth frame read stalls the host for ``late_read_periods`` periods."""
+    late_read_periods: int = 2
+    stuck_drdy_after: int | None = None
+    """Fault: DRDY stops falling after this many conversions."""
+    miso_stuck: int | None = None
+    """Fault: MISO stuck at 0x00 or 0xFF, as with no chip or no power."""
+    corrupt_every: int = 0
+    """Fault: every Nth conversion is sent with a flipped status bit (a torn frame)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.id_register <= 0xFF:
+            raise ValueError(f"emulator.id_register: {self.id_register} is not a byte")
+        if self.chips is not None and not 1 <= self.chips <= 4:
+            raise ValueError(f"emulator.chips: {self.chips} is not 1..4")
+        if self.miso_stuck not in (None, 0x00, 0xFF):
+            raise ValueError(f"emulator.miso_stuck: {self.miso_stuck} is not 0 or 255")
+        if self.event_buffer_size < 1:
+            raise ValueError("emulator.event_buffer_size: must be at least 1")
+        for name in ("late_read_every", "late_read_periods", "corrupt_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"emulator.{name}: must not be negative")
+        if not isinstance(self.leads_off, tuple):
+            object.__setattr__(self, "leads_off", tuple(self.leads_off))
+        for ch in self.leads_off:
+            if not isinstance(ch, int) or not 1 <= ch <= 32:
+                raise ValueError(f"emulator.leads_off: {ch!r} is not a channel number 1..32")
 
 
 @dataclass(frozen=True)
@@ -30,6 +93,9 @@ class DeviceConfig:
     spi_device: int = 0
     spi_speed_hz: int = 4_000_000
     """SCLK for register access; the chip needs <= 4.096 MHz without inter-byte gaps."""
+    spi_data_speed_hz: int = 8_000_000
+    """SCLK for frame reads, which have no inter-byte limit (the chip allows 20 MHz); a frame
+    must be clocked out well within one period (62.5 us at 16000 SPS)."""
     gpiochip: str = "auto"
     """gpiochip path or label holding the DRDY line; ``auto`` finds the 40-pin header chip."""
     drdy_pin: int = 26

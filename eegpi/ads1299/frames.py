@@ -1,0 +1,119 @@
+"""Data frames: 24-bit status word plus 24-bit two's-complement channels, per chip in a chain.
+
+Decoding is vectorised over N frames at once so the acquisition thread only stores raw bytes and
+the consumer pays one numpy pass per block. Status word bits 23..0 are
+``1100 | LOFF_STATP[7:0] | LOFF_STATN[7:0] | GPIOD[4:1]``; the fixed top nibble is a cheap
+alignment check, so frames whose nibble is not 0xC are reported invalid, not patched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "STATUS_MARK",
+    "DecodedFrames",
+    "decode_frames",
+    "encode_frames",
+    "frame_size",
+    "status_word",
+]
+
+STATUS_MARK = 0xC
+"""Top nibble of every valid status word."""
+
+
+def frame_size(channels: int) -> int:
+    """Bytes one chip sends per conversion: 27 for 8 channels, 21 for 6, 15 for 4."""
+    return 3 * (channels + 1)
+
+
+def status_word(statp: int, statn: int, gpio_register: int) -> int:
+    """The 24-bit status word a chip sends for the given lead-off bits and GPIO register."""
+    return (
+        (STATUS_MARK << 20)
+        | ((statp & 0xFF) << 12)
+        | ((statn & 0xFF) << 4)
+        | ((gpio_register >> 4) & 0xF)
+    )
+
+
+@dataclass(frozen=True)
+class DecodedFrames:
+    """N decoded frames of a chain of ``chips`` devices."""
+
+    status: npt.NDArray[np.uint32]
+    """Shape (n, chips): the 24-bit status word of each chip."""
+    counts: npt.NDArray[np.int32]
+    """Shape (n, chips * channels): sign-extended channel codes, chip 1 first."""
+
+    @property
+    def valid(self) -> npt.NDArray[np.bool_]:
+        """Shape (n,): every chip's status word carries the 0xC mark."""
+        marks: npt.NDArray[np.bool_] = np.all((self.status >> 20) == STATUS_MARK, axis=1)
+        return marks
+
+    @property
+    def loff_statp(self) -> npt.NDArray[np.uint32]:
+        """Shape (n, chips): LOFF_STATP (bit k-1 = INkP off)."""
+        return ((self.status >> 12) & 0xFF).astype(np.uint32, copy=False)
+
+    @property
+    def loff_statn(self) -> npt.NDArray[np.uint32]:
+        """Shape (n, chips): LOFF_STATN (bit k-1 = INkN off)."""
+        return ((self.status >> 4) & 0xFF).astype(np.uint32, copy=False)
+
+    @property
+    def gpio(self) -> npt.NDArray[np.uint32]:
+        """Shape (n, chips): GPIOD[4:1] levels."""
+        return (self.status & 0xF).astype(np.uint32, copy=False)
+
+
+def decode_frames(raw: npt.NDArray[np.uint8], chips: int, channels: int) -> DecodedFrames:
+    """Decode raw frames.
+
+    Args:
+        raw: shape (n, chips * frame_size(channels)) bytes as clocked out, chip 1 first.
+        chips: devices in the daisy chain.
+        channels: channels per device (4, 6 or 8).
+
+    Raises:
+        ValueError: when ``raw`` does not have the frame length of that chain.
+    """
+    width = chips * frame_size(channels)
+    if raw.ndim != 2 or raw.shape[1] != width:
+        raise ValueError(
+            f"frames of {chips} chip(s) x {channels} channels need {width} bytes per row, "
+            f"got shape {raw.shape}"
+        )
+    b = raw.reshape(raw.shape[0], chips, channels + 1, 3).astype(np.int32)
+    words = (b[..., 0] << 16) | (b[..., 1] << 8) | b[..., 2]
+    status = words[:, :, 0].astype(np.uint32)
+    counts = ((words[:, :, 1:] ^ 0x800000) - 0x800000).reshape(raw.shape[0], chips * channels)
+    return DecodedFrames(status=status, counts=counts.astype(np.int32, copy=False))
+
+
+def encode_frames(
+    status: npt.NDArray[np.integer], counts: npt.NDArray[np.integer], chips: int
+) -> npt.NDArray[np.uint8]:
+    """The inverse of :func:`decode_frames` (the emulator's output stage).
+
+    Args:
+        status: shape (n, chips) 24-bit status words.
+        counts: shape (n, chips * channels) codes, already clipped to the 24-bit range.
+        chips: devices in the chain.
+    """
+    n = counts.shape[0]
+    channels = counts.shape[1] // chips
+    words = np.empty((n, chips, channels + 1), dtype=np.int64)
+    words[:, :, 0] = status
+    words[:, :, 1:] = counts.reshape(n, chips, channels)
+    words &= 0xFFFFFF
+    out = np.empty((n, chips, channels + 1, 3), dtype=np.uint8)
+    out[..., 0] = words >> 16
+    out[..., 1] = (words >> 8) & 0xFF
+    out[..., 2] = words & 0xFF
+    return out.reshape(n, chips * frame_size(channels))

@@ -1,0 +1,281 @@
+"""The ADS1299 driver: power-up, identification, verified register writes, conversion control.
+
+Sequence (ads1299.md section 8): wait tPOR, reset (pin or command), SDATAC *before* any
+register access (the chip powers up in RDATAC, where RREG/WREG are silently ignored), check the
+ID, write every register and read it back, then RDATAC + START and one frame read per DRDY.
+Register traffic runs at <= 4 MHz with CS held 2 us after the last byte (tSDECODE, tSCCS).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from eegpi.ads1299.commands import Opcode, rreg, wreg
+from eegpi.ads1299.frames import frame_size
+from eegpi.ads1299.registers import (
+    CONFIG3_BIAS_STAT,
+    CONFIG4_PD_LOFF_COMP,
+    REGISTER_COUNT,
+    REGISTERS,
+    Reg,
+)
+from eegpi.ads1299.settings import ChipSettings
+from eegpi.daemon.status import DeviceReport, LeadOffChannel, RegisterValue
+from eegpi.exc import HardwareError
+from eegpi.hardware.base import HardwareLink
+
+__all__ = ["CHIP_NAMES", "Ads1299", "ChipIdentity", "identify"]
+
+log = logging.getLogger("eegpi.hardware")
+
+FCLK_HZ = 2.048e6
+T_CLK_S = 1 / FCLK_HZ
+T_POR_S = 2**18 * T_CLK_S
+"""Power-on to first RESET (rev C; 100 ms failed 1 in 50 boots on E2E 480770)."""
+T_RESET_S = 18 * T_CLK_S
+T_REFERENCE_S = 0.150
+"""Internal reference start-up after CONFIG3.PD_REFBUF is set."""
+CS_HOLD_US = 2
+"""CS low after the last byte: >= 4 tCLK (1.95 us), or the command can be lost."""
+MAX_REGISTER_SPEED_HZ = 4_096_000
+"""Back-to-back RREG/WREG bytes need 4 tCLK each: 8 bits / (4 tCLK) = 2 fCLK."""
+
+CHIP_NAMES = {0x1E: "ADS1299", 0x1D: "ADS1299-6", 0x1C: "ADS1299-4"}
+"""``id & 0x1F`` of the parts this driver supports (REV_ID bits 7:5 may change)."""
+_CHANNELS = {0x1E: 8, 0x1D: 6, 0x1C: 4}
+
+
+@dataclass(frozen=True)
+class ChipIdentity:
+    """What the ID register says."""
+
+    id_register: int
+    chip: str
+    revision: int
+    channels_per_chip: int
+
+
+def identify(id_register: int, path: str) -> ChipIdentity:
+    """Decode the ID register.
+
+    Raises:
+        HardwareError: not an ADS1299 family ID; the message names the path, the byte and the
+            likely cause.
+    """
+    family = id_register & 0x1F
+    if family in CHIP_NAMES:
+        return ChipIdentity(id_register, CHIP_NAMES[family], id_register >> 5, _CHANNELS[family])
+    if id_register == 0x00:
+        cause = "is SPI enabled and the board wired (MISO, SCLK, CS), and is it powered?"
+    elif id_register == 0xFF:
+        cause = "MISO reads all ones: is the board powered and MISO connected?"
+    elif id_register & 0xF8 in (0x90, 0xD0):
+        cause = "that is an ADS1294/6/8 (ADS129x) ID, not an ADS1299; the register map differs"
+    else:
+        cause = "check the wiring, SPI mode 1 and a register SCLK <= 4 MHz"
+    raise HardwareError(f"no ADS1299 on {path}: ID register read 0x{id_register:02X}; {cause}")
+
+
+class Ads1299:
+    """One ADS1299 (or a daisy chain of ``chips``) behind a :class:`HardwareLink`."""
+
+    def __init__(
+        self,
+        link: HardwareLink,
+        *,
+        chips: int = 1,
+        register_speed_hz: int = 4_000_000,
+        data_speed_hz: int = 8_000_000,
+    ) -> None:
+        if not 1 <= chips <= 4:
+            raise ValueError(f"chips: {chips} is not 1..4")
+        if register_speed_hz > MAX_REGISTER_SPEED_HZ:
+            raise ValueError(
+                f"spi_speed_hz: {register_speed_hz} is above {MAX_REGISTER_SPEED_HZ}, the fastest "
+                "SCLK at which the ADS1299 decodes back-to-back register bytes"
+            )
+        self.link = link
+        self.chips = chips
+        self.register_speed_hz = register_speed_hz
+        self.data_speed_hz = data_speed_hz
+        self.identity: ChipIdentity | None = None
+        self.registers = bytes(REGISTER_COUNT)
+        """Register file of chip 1 as read back after the last configuration."""
+        self.settings: ChipSettings | None = None
+        self._frame_out: list[int] = []
+        self._started = False
+
+    @property
+    def path(self) -> str:
+        return self.link.path
+
+    @property
+    def channels_per_chip(self) -> int:
+        return self.identity.channels_per_chip if self.identity else 8
+
+    @property
+    def channels(self) -> int:
+        return self.chips * self.channels_per_chip
+
+    @property
+    def frame_len(self) -> int:
+        return self.chips * frame_size(self.channels_per_chip)
+
+    # --- low level ---------------------------------------------------------------------------
+
+    def command(self, opcode: Opcode) -> None:
+        """Send one single-byte command with the CS hold it needs."""
+        self.link.spi.transfer([int(opcode)], self.register_speed_hz, CS_HOLD_US)
+
+    def read_registers(self, start: int, count: int) -> bytes:
+        """RREG ``count`` registers from ``start`` (chip 1 of a chain answers)."""
+        reply = self.link.spi.transfer(rreg(start, count), self.register_speed_hz, CS_HOLD_US)
+        return bytes(reply[2:])
+
+    def write_register(self, address: int, value: int) -> None:
+        """WREG one register and verify it by read-back.
+
+        Raises:
+            HardwareError: the read-back differs in a writable bit.
+        """
+        self.link.spi.transfer(wreg(address, [value]), self.register_speed_hz, CS_HOLD_US)
+        got = self.read_registers(address, 1)[0]
+        mask = REGISTERS[address].writable
+        if (got ^ value) & mask:
+            raise HardwareError(
+                f"register {REGISTERS[address].name} (0x{address:02X}) on {self.path} reads "
+                f"0x{got:02X} after writing 0x{value:02X}; the chip may still be in RDATAC, or "
+                "the SPI link is unreliable (wiring, SCLK too fast, mode not 1)"
+            )
+
+    # --- sequences ---------------------------------------------------------------------------
+
+    def power_up(self) -> ChipIdentity:
+        """Reset the chip into a known state and identify it.
+
+        Raises:
+            HardwareError: no ADS1299 answers (clear message with the ID byte read).
+        """
+        pins, clock = self.link.pins, self.link.clock
+        if "pwdn" in pins.available:
+            pins.set("pwdn", True)
+        if "start" in pins.available:
+            pins.set("start", False)  # the START command is used; the pin must stay low
+        clock.sleep(T_POR_S)
+        if "reset" in pins.available:
+            pins.set("reset", False)
+            clock.sleep(10e-6)  # tRST >= 2 tCLK
+            pins.set("reset", True)
+        else:
+            self.command(Opcode.SDATAC)  # RESET is not decoded in RDATAC on strict parts
+            self.command(Opcode.RESET)
+        clock.sleep(T_RESET_S + 10e-6)
+        self.command(Opcode.SDATAC)  # reset leaves the chip in RDATAC
+        self.identity = identify(self.read_registers(Reg.ID, 1)[0], self.path)
+        self.registers = self.read_registers(0, REGISTER_COUNT)
+        self._frame_out = [0] * self.frame_len
+        return self.identity
+
+    def configure(self, settings: ChipSettings) -> None:
+        """Write and verify every register the settings define (chip must be stopped).
+
+        Raises:
+            HardwareError: a register does not read back what was written.
+        """
+        if self.identity is None:
+            self.power_up()
+        if len(settings.channels) != self.channels_per_chip:
+            raise ValueError(
+                f"settings describe {len(settings.channels)} channels per chip but the "
+                f"{self.identity.chip if self.identity else 'chip'} has {self.channels_per_chip}"
+            )
+        reference_was_on = bool(self.registers[Reg.CONFIG3] & 0x80)
+        for address, value in settings.registers():
+            self.write_register(address, value)
+            if address == Reg.CONFIG3 and value & 0x80 and not reference_was_on:
+                self.link.clock.sleep(T_REFERENCE_S)
+        self.registers = self.read_registers(0, REGISTER_COUNT)
+        self.settings = settings
+
+    def start(self) -> None:
+        """Start conversions, then enter RDATAC; DRDY first falls after 4 tDR + 9 tCLK.
+
+        START goes first: RDATAC mode decodes nothing but SDATAC, and RDATAC is safe to send
+        right after START because no DRDY can fall within the settling time.
+        """
+        if "start" in self.link.pins.available:
+            self.link.pins.set("start", True)
+        else:
+            self.command(Opcode.START)
+        self.command(Opcode.RDATAC)
+        self._started = True
+
+    def read_frame(self) -> list[int]:
+        """Clock one frame of the chain out (zeros in, so no stray opcode is sent)."""
+        return self.link.spi.transfer(self._frame_out, self.data_speed_hz)
+
+    def stop(self) -> None:
+        """Leave RDATAC and stop conversions; safe when already stopped."""
+        if not self._started:
+            return
+        self._started = False
+        self.command(Opcode.SDATAC)
+        if "start" in self.link.pins.available:
+            self.link.pins.set("start", False)
+        else:
+            self.command(Opcode.STOP)
+
+    def close(self) -> None:
+        """Stop and release SPI and GPIO."""
+        try:
+            self.stop()
+        finally:
+            self.link.close()
+
+    # --- reporting ---------------------------------------------------------------------------
+
+    def report(
+        self,
+        *,
+        sample_rate: int = 0,
+        held_by: str = "",
+        status: npt.NDArray[np.uint32] | None = None,
+    ) -> DeviceReport:
+        """Identity, cached registers and lead-off state (from ``status``, one word per chip)."""
+        ident = self.identity
+        regs = self.registers
+        sensed = bool(CONFIG4_PD_LOFF_COMP.get(regs[Reg.CONFIG4]))
+        lead_off = []
+        for c in range(self.chips):
+            word = int(status[c]) if status is not None else 0
+            statp, statn = (word >> 12) & 0xFF, (word >> 4) & 0xFF
+            for k in range(self.channels_per_chip):
+                bit = 1 << k
+                lead_off.append(
+                    LeadOffChannel(
+                        channel=f"ch{c * self.channels_per_chip + k + 1}",
+                        p_off=bool(statp & bit),
+                        n_off=bool(statn & bit),
+                        sensed=sensed and bool((regs[Reg.LOFF_SENSP] | regs[Reg.LOFF_SENSN]) & bit),
+                    )
+                )
+        return DeviceReport(
+            backend=self.link.backend,
+            path=self.path,
+            chip=ident.chip if ident else "",
+            id_register=ident.id_register if ident else 0,
+            revision=ident.revision if ident else 0,
+            chips=self.chips,
+            channels=self.channels,
+            sample_rate=sample_rate,
+            held_by=held_by,
+            registers=tuple(
+                RegisterValue(info.address, info.name, regs[info.address]) for info in REGISTERS
+            ),
+            lead_off=tuple(lead_off),
+            bias_off=bool(CONFIG3_BIAS_STAT.get(regs[Reg.CONFIG3])),
+        )

@@ -1,0 +1,333 @@
+"""The ``ads1299_source`` stage: configures the chip from its params and reads its samples.
+
+``read`` hands out blocks of int32 counts (samples x channels). A block never spans a gap: a
+missed DRDY, a frame dropped from a full ring or a frame failing the status-word check makes
+the next block's ``seq`` jump. At high rates ``read`` waits a few milliseconds to gather frames
+into one block; at low rates it returns as soon as a frame is there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from eegpi.ads1299.frames import decode_frames
+from eegpi.ads1299.registers import DataRate
+from eegpi.ads1299.settings import (
+    INPUTS,
+    VREF_V,
+    ChipSettings,
+    LeadOffSettings,
+    TestSignal,
+    chain_settings,
+)
+from eegpi.daemon.status import DeviceReport
+from eegpi.exc import ConfigError, HardwareError
+from eegpi.hardware import open_device
+from eegpi.hardware.acquisition import Acquisition
+from eegpi.hardware.driver import Ads1299
+from eegpi.pipeline.registry import register
+from eegpi.pipeline.stage import SourceStage, SourceStats, StageContext
+from eegpi.stream import Block, StreamMeta
+
+__all__ = ["Ads1299Source", "Ads1299SourceParams"]
+
+_COALESCE_S = 0.003
+"""At most this much extra latency to gather frames into one block."""
+_RT_PRIORITY = 50
+"""SCHED_FIFO priority the acquisition thread asks for."""
+_GAINS = (1, 2, 4, 6, 8, 12, 24)
+
+
+def _check_list(name: str, value: Any, chips: int, ok: Any, allowed: str) -> None:
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if isinstance(value, (list, tuple)) and len(value) not in {chips * n for n in (4, 6, 8)}:
+        raise ValueError(
+            f"{name}: a list needs one entry per channel ({chips * 8} for {chips} chip(s)), "
+            f"got {len(value)}"
+        )
+    for item in items:
+        if not ok(item):
+            raise ValueError(f"{name}: {item!r} is not one of {allowed}")
+
+
+@dataclass(frozen=True)
+class Ads1299SourceParams:
+    """Parameters of ``ads1299_source`` (see docs/hardware.md for the registers each sets)."""
+
+    sample_rate: int = 250
+    """Data rate in SPS: 250, 500, 1000, 2000, 4000, 8000 or 16000 (CONFIG1.DR)."""
+    gain: int | list[int] = 24
+    """PGA gain 1, 2, 4, 6, 8, 12 or 24, or one per channel (CHnSET.GAIN)."""
+    input: str | list[str] = "normal"
+    """normal, shorted, test, temperature, supply, bias_meas or off, or one per channel."""
+    chips: int = 1
+    """ADS1299s in the daisy chain (1..4)."""
+    test_signal: TestSignal | Mapping[str, str] | None = None
+    """``{amplitude: 1x|2x, frequency: slow|fast|dc}``; default 1x at fCLK/2^21."""
+    srb1: bool = True
+    """Common reference: every channel's N input tied to SRB1 (MISC1.SRB1)."""
+    srb2: bool | list[bool] = False
+    """Route SRB2 to the channel's P input (CHnSET.SRB2), or one per channel."""
+    bias: bool = True
+    """Drive the bias electrode from the normal-input channels (CONFIG3, BIAS_SENSP/N)."""
+    lead_off: bool | Mapping[str, Any] = False
+    """Lead-off detection on normal inputs: True for DC 6 nA at 95 %, or
+    ``{current: 6nA|24nA|6uA|24uA, threshold_pct: 95.0, frequency: dc}``."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int):
+            raise ValueError(f"sample_rate: {self.sample_rate!r} is not an integer")
+        DataRate.from_sps(self.sample_rate)
+        if isinstance(self.chips, bool) or self.chips not in (1, 2, 3, 4):
+            raise ValueError(f"chips: {self.chips!r} is not one of 1, 2, 3, 4")
+        _check_list(
+            "gain",
+            self.gain,
+            self.chips,
+            lambda g: isinstance(g, int) and not isinstance(g, bool) and g in _GAINS,
+            "1, 2, 4, 6, 8, 12, 24",
+        )
+        _check_list("input", self.input, self.chips, lambda i: i in INPUTS, ", ".join(INPUTS))
+        _check_list("srb2", self.srb2, self.chips, lambda s: isinstance(s, bool), "true, false")
+        for name in ("srb1", "bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name}: {getattr(self, name)!r} is not true or false")
+        self.test_settings  # noqa: B018 - validates
+        self.lead_off_settings  # noqa: B018 - validates
+        # Per-chip consistency of per-channel lists, for the part the list length implies.
+        lengths = [
+            len(v) for v in (self.gain, self.input, self.srb2) if isinstance(v, (list, tuple))
+        ]
+        self.chain(lengths[0] // self.chips if lengths else 8)
+
+    @property
+    def test_settings(self) -> TestSignal:
+        """``test_signal`` as settings (the chip default when not given)."""
+        test = self.test_signal
+        if isinstance(test, TestSignal):
+            return test
+        if test is None:
+            return TestSignal()
+        if not isinstance(test, Mapping):
+            raise ValueError(f"test_signal: {test!r} is not a mapping")
+        unknown = set(test) - {"amplitude", "frequency"}
+        if unknown:
+            raise ValueError(
+                f"test_signal: unknown key(s) {', '.join(sorted(unknown))}; "
+                "allowed: amplitude, frequency"
+            )
+        return TestSignal(**test)
+
+    @property
+    def lead_off_settings(self) -> LeadOffSettings | None:
+        """``lead_off`` as settings, None when detection is off."""
+        loff = self.lead_off
+        if isinstance(loff, bool):
+            return LeadOffSettings() if loff else None
+        if not isinstance(loff, Mapping):
+            raise ValueError(f"lead_off: {loff!r} is not true, false or a mapping")
+        unknown = set(loff) - {"current", "threshold_pct", "frequency"}
+        if unknown:
+            raise ValueError(
+                f"lead_off: unknown key(s) {', '.join(sorted(unknown))}; "
+                "allowed: current, threshold_pct, frequency"
+            )
+        return LeadOffSettings(**loff)
+
+    def chain(self, channels_per_chip: int) -> ChipSettings:
+        """Register settings for a chain of parts with ``channels_per_chip`` channels.
+
+        Raises:
+            ValueError: a per-channel list does not fit this chain, or differs between chips.
+        """
+        total = self.chips * channels_per_chip
+        for name in ("gain", "input", "srb2"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)) and len(value) != total:
+                raise ValueError(
+                    f"{name}: a list needs one entry per channel; this chain has {total} "
+                    f"channels, the list has {len(value)}"
+                )
+        return chain_settings(
+            sample_rate=self.sample_rate,
+            gain=self.gain,
+            input=self.input,
+            srb2=self.srb2,
+            chips=self.chips,
+            channels_per_chip=channels_per_chip,
+            test_signal=self.test_settings,
+            srb1=self.srb1,
+            bias=self.bias,
+            lead_off=self.lead_off_settings,
+        )
+
+
+@register
+class Ads1299Source(SourceStage):
+    """Samples of an ADS1299 chain, in counts, one column per channel."""
+
+    type_name = "ads1299_source"
+    claims_device = True
+    Params = Ads1299SourceParams
+    output_ports = ("out",)
+
+    def __init__(self, name: str, params: Ads1299SourceParams) -> None:
+        super().__init__(name, params)
+        self.params: Ads1299SourceParams = params
+        self._device: Ads1299 | None = None
+        self._acq: Acquisition | None = None
+        self._meta: StreamMeta | None = None
+        self._pending: deque[Block] = deque()
+        self._corrupt = 0
+        self._bad_run = 0
+        self._delivered = 0
+        self._offset_ns = 0
+        self._last_status: np.ndarray[Any, np.dtype[np.uint32]] | None = None
+        self._held_by = ""
+
+    def open(self, inputs: Mapping[str, StreamMeta], ctx: StageContext) -> Mapping[str, StreamMeta]:
+        p = self.params
+        self._held_by = ctx.pipeline
+        device = open_device(ctx.device, chips=p.chips)
+        try:
+            try:
+                settings = p.chain(device.channels_per_chip)
+            except ValueError as exc:
+                raise ConfigError(f"stage {self.name!r}: {exc}") from exc
+            device.configure(settings)
+        except BaseException:
+            device.close()
+            raise
+        self._device = device
+        n = device.channels
+        per_chip = settings.channels
+        gains = tuple(per_chip[k % len(per_chip)].gain for k in range(n))
+        kinds = tuple(per_chip[k % len(per_chip)].input for k in range(n))
+        self._meta = StreamMeta(
+            sample_rate=float(p.sample_rate),
+            channels=tuple(f"ch{k + 1}" for k in range(n)),
+            units="counts",
+            extra={"gain": gains, "vref_v": VREF_V, "input": kinds, "device": "ADS1299"},
+        )
+        return {"out": self._meta}
+
+    def start(self) -> None:
+        device = self._require_device()
+        realtime = device.link.backend == "pi" or getattr(device.link.clock, "realtime", True)
+        self._acq = Acquisition(
+            device,
+            self.params.sample_rate,
+            priority=_RT_PRIORITY if realtime else None,
+            lossless=not realtime,  # virtual time: DRDY waits for the reader, as fast as read
+        )
+        self._offset_ns = time.time_ns() - device.link.clock.monotonic_ns()
+        self._pending.clear()
+        self._acq.start()
+
+    def _require_device(self) -> Ads1299:
+        if self._device is None:
+            raise HardwareError(f"stage {self.name!r}: the device is not open")
+        return self._device
+
+    def read(self, timeout: float) -> Block | None:
+        if self._pending:
+            return self._pending.popleft()
+        acq = self._acq
+        if acq is None:
+            return None
+        if acq.wait(1, timeout) == 0:
+            return None
+        rate = self.params.sample_rate
+        if rate > 500:
+            # Gather up to ~4 ms of frames, waiting at most _COALESCE_S more.
+            acq.wait(max(1, int(rate * 0.004)), _COALESCE_S)
+        self._split(acq)
+        return self._pending.popleft() if self._pending else None
+
+    def _split(self, acq: Acquisition) -> None:
+        assert self._device is not None and self._meta is not None
+        raw = acq.take()
+        decoded = decode_frames(raw.frames, self._device.chips, self._device.channels_per_chip)
+        valid = decoded.valid
+        if not valid.all():
+            self._corrupt += int((~valid).sum())
+            self._check_alignment(decoded.status, valid)
+        else:
+            self._bad_run = 0
+        if valid.any():
+            self._last_status = decoded.status[np.flatnonzero(valid)[-1]]
+        seq = raw.seq
+        # Run boundaries: a slot gap, or an invalid frame (dropped, so its slot becomes a gap).
+        breaks = np.flatnonzero((np.diff(seq) != 1) | ~valid[1:] | ~valid[:-1]) + 1
+        for run in np.split(np.arange(len(seq)), breaks):
+            if len(run) == 0 or not valid[run[0]]:
+                continue
+            self._delivered += len(run)
+            self._pending.append(
+                Block(
+                    data=decoded.counts[run],
+                    seq=int(seq[run[0]]),
+                    timestamp=(int(raw.edge_ns[run[0]]) + self._offset_ns) / 1e9,
+                    meta=self._meta,
+                )
+            )
+
+    def _check_alignment(
+        self, status: np.ndarray[Any, np.dtype[np.uint32]], valid: np.ndarray[Any, Any]
+    ) -> None:
+        """A run of frames without the 0xC status mark is a wiring or chain-length fault."""
+        last_good = np.flatnonzero(valid)
+        tail = len(valid) - 1 - int(last_good[-1]) if len(last_good) else len(valid)
+        self._bad_run = tail if len(last_good) else self._bad_run + tail
+        limit = max(8, self.params.sample_rate // 2)
+        if self._bad_run < limit:
+            return
+        assert self._device is not None
+        bad_chips = [
+            f"chip {c + 1} status 0x{int(status[-1, c]):06X}"
+            for c in range(status.shape[1])
+            if int(status[-1, c]) >> 20 != 0xC
+        ]
+        raise HardwareError(
+            f"{self._bad_run} consecutive frames from {self._device.path} fail the status-word "
+            f"check ({', '.join(bad_chips)}; every chip's word starts with 0xC): is the chain "
+            f"really {self._device.chips} chip(s) long with DOUT to DAISY_IN wired, and the SPI "
+            "link clean?"
+        )
+
+    def stop(self) -> None:
+        if self._acq is not None:
+            self._acq.stop()
+
+    def close(self) -> None:
+        self.stop()
+        if self._device is not None:
+            self._device.close()
+            self._device = None
+
+    def stats(self) -> SourceStats:
+        acq = self._acq
+        if acq is None:
+            return SourceStats()
+        return SourceStats(
+            samples_acquired=acq.frames_read - acq.overflowed - self._corrupt,
+            samples_dropped=acq.missed + acq.overflowed + self._corrupt,
+        )
+
+    def device_report(self) -> DeviceReport | None:
+        if self._device is None:
+            return None
+        return self._device.report(
+            sample_rate=self.params.sample_rate, held_by=self._held_by, status=self._last_status
+        )
+
+    @property
+    def device(self) -> Ads1299 | None:
+        """The driver while open (for diagnostics and tests)."""
+        return self._device

@@ -1,0 +1,65 @@
+"""Shared helpers of the hardware tests: emulator-backed configs, a stage context, a runner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from eegpi.hardware.config import DeviceConfig, EmulatorConfig
+from eegpi.pipeline.stage import StageContext
+from eegpi.pipeline.stages.source import Ads1299Source, Ads1299SourceParams
+from eegpi.stream import Block, StreamMeta
+
+
+class NullPublisher:
+    def declare(self, topic: str, meta: StreamMeta) -> None:
+        pass
+
+    def publish(self, topic: str, block: Block) -> None:
+        pass
+
+    def retract(self, topic: str) -> None:
+        pass
+
+
+def mock_config(realtime: bool = False, **emulator: Any) -> DeviceConfig:
+    return DeviceConfig(backend="mock", emulator=EmulatorConfig(realtime=realtime, **emulator))
+
+
+def context(cfg: DeviceConfig) -> StageContext:
+    return StageContext(pipeline="test", device=cfg, publisher=NullPublisher())
+
+
+class SourceRunner:
+    """Opens, starts and always closes a source stage."""
+
+    def __init__(self) -> None:
+        self.sources: list[Ads1299Source] = []
+
+    def open(self, cfg: DeviceConfig, **params: Any) -> Ads1299Source:
+        src = Ads1299Source("acquire", Ads1299SourceParams(**params))
+        self.sources.append(src)
+        src.open({}, context(cfg))
+        return src
+
+    def collect(self, src: Ads1299Source, n: int, timeout: float = 10.0) -> list[Block]:
+        """Start (if needed) and read blocks until ``n`` samples arrived."""
+        if src._acq is None:
+            src.start()
+        blocks: list[Block] = []
+        total = 0
+        while total < n:
+            block = src.read(timeout)
+            assert block is not None, f"no data within {timeout} s after {total} samples"
+            blocks.append(block)
+            total += block.n_samples
+        return blocks
+
+    def close(self) -> None:
+        for src in self.sources:
+            src.close()
+
+
+def stack(blocks: list[Block]) -> np.ndarray[Any, Any]:
+    return np.concatenate([b.data for b in blocks])
