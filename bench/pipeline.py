@@ -42,7 +42,9 @@ def run(rate: int, seconds: float, block_ms: float) -> dict[str, float]:
     chunks = _blocks(rate, seconds, block)
     n_samples = sum(len(c) for c in chunks)
     meta = StreamMeta(
-        float(rate), tuple(f"ch{i + 1}" for i in range(8)), "counts",
+        float(rate),
+        tuple(f"ch{i + 1}" for i in range(8)),
+        "counts",
         {"gain": (24,) * 8, "vref_v": 4.5},
     )
     from eegpi.hardware.config import DeviceConfig
@@ -96,7 +98,9 @@ def main() -> None:
     args = ap.parse_args()
     r = run(args.rate, args.seconds, args.block_ms)
     print(f"pipeline throughput, {args.rate} SPS x 8 ch, {r['block']:.0f}-sample blocks:")
-    print(f"  eegpi stages : {r['stages_sps']:,.0f} samples/s ({r['realtime_factor']:.0f}x real time)")
+    print(
+        f"  eegpi stages : {r['stages_sps']:,.0f} samples/s ({r['realtime_factor']:.0f}x real time)"
+    )
     print(f"  bare scipy   : {r['bare_sps']:,.0f} samples/s")
     print(f"  overhead     : {r['overhead_ratio']:.2f}x the bare numpy/scipy time")
 

@@ -4,9 +4,9 @@ Every error eegpi raises on purpose derives from :class:`EegpiError` and also fr
 category it belongs to, so callers may catch either way::
 
     EegpiError
-    ├── ConfigError (ValueError)            bad YAML, config file or parameter; names file/stage/field
-    ├── PipelineNotFound (LookupError)      no pipeline of that name          -> gRPC NOT_FOUND
-    ├── PipelineStateError (RuntimeError)   valid request, wrong state         -> FAILED_PRECONDITION
+    ├── ConfigError (ValueError)            bad YAML, config or parameter; names file/stage/field
+    ├── PipelineNotFound (LookupError)      no pipeline of that name    -> NOT_FOUND
+    ├── PipelineStateError (RuntimeError)   valid request, wrong state  -> FAILED_PRECONDITION
     │   └── DeviceBusy                      another running pipeline holds the device
     ├── HardwareError (OSError)             SPI/GPIO failure, no chip, stuck DRDY
     └── StageError (RuntimeError)           a stage failed while processing; names the stage

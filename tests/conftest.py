@@ -81,9 +81,17 @@ def start_daemon(
 ) -> Daemon:
     """Start `eegpi serve --mock` on port 0 for gRPC and WebSocket; wait for its ready line."""
     cmd = [
-        sys.executable, "-m", "eegpi", "serve", "--mock",
-        "--grpc", "127.0.0.1:0", "--ws", "127.0.0.1:0",
-        "--pipelines", str(pipelines or REPO / "pipelines"),
+        sys.executable,
+        "-m",
+        "eegpi",
+        "serve",
+        "--mock",
+        "--grpc",
+        "127.0.0.1:0",
+        "--ws",
+        "127.0.0.1:0",
+        "--pipelines",
+        str(pipelines or REPO / "pipelines"),
     ]
     for name in autostart:
         cmd += ["--autostart", name]

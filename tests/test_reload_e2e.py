@@ -105,9 +105,7 @@ def test_reload_reports_every_bad_file_and_keeps_streaming(
         assert listed.pipelines[0].state == RUNNING
 
 
-def test_second_pipeline_on_the_same_device_is_refused(
-    served: Daemon, pipelines_dir: Path
-) -> None:
+def test_second_pipeline_on_the_same_device_is_refused(served: Daemon, pipelines_dir: Path) -> None:
     text = (REPO / "pipelines" / "default.yaml").read_text()
     text = text.replace("name: default", "name: other").replace("eeg_", "other_")
     (pipelines_dir / "other.yaml").write_text(text)

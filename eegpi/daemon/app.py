@@ -115,12 +115,11 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
         on_topics=hub.set_expected_topics,
     )
     loaded = manager.load()
-    log.info(
-        "pipelines from %s: %s", pipelines_dir, ", ".join(loaded.loaded) or "none loaded"
-    )
+    log.info("pipelines from %s: %s", pipelines_dir, ", ".join(loaded.loaded) or "none loaded")
     try:
-        grpc = await start_grpc_server(manager, cfg.grpc.listen, token=token or None,
-                                       insecure=cfg.grpc.insecure)
+        grpc = await start_grpc_server(
+            manager, cfg.grpc.listen, token=token or None, insecure=cfg.grpc.insecure
+        )
     except BaseException:
         await hub.close()
         ws.close()

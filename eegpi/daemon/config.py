@@ -83,7 +83,9 @@ class AppConfig:
             try:
                 return Path(self.grpc.token_file).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(f"grpc.token_file: cannot read {self.grpc.token_file}: {exc}")
+                raise ConfigError(
+                    f"grpc.token_file: cannot read {self.grpc.token_file}: {exc}"
+                ) from None
         return self.grpc.token
 
 
@@ -205,4 +207,3 @@ def default_pipelines_dir() -> Path:
     if bundled.is_dir():
         return bundled
     return here.parent / "pipelines"  # a source checkout
-

@@ -155,7 +155,7 @@ class PipelineManager:
             PipelineInfo(
                 name=name,
                 path=e.spec.path,
-                stages=tuple(f"{s.name}:{s.type}" for s in e.spec.stages),
+                stages=tuple(f"{s.name}:{s.type_name}" for s in e.spec.stages),
                 topics=e.spec.topics,
                 state=e.state,
             )

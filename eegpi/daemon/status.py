@@ -9,8 +9,8 @@ from typing import Protocol
 
 __all__ = [
     "ControlPlane",
-    "DeviceReport",
     "DeviceInfo",
+    "DeviceReport",
     "LeadOffChannel",
     "LoadError",
     "PipelineInfo",

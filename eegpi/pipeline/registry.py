@@ -1,4 +1,4 @@
-"""Stage types by name: the built-ins, plus third-party ones from the `eegpi.stages` entry points."""
+"""Stage types by name: the built-ins, plus third-party ones from `eegpi.stages` entry points."""
 
 from __future__ import annotations
 

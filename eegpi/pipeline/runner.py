@@ -76,16 +76,19 @@ class PipelineRunner:
                     outs = dict(stage.open(inputs, self._ctx))
                 except EegpiError as exc:
                     stage.close()
-                    raise type(exc)(f"stage '{st.name}' ({st.type}): {exc}") from exc
+                    raise type(exc)(f"stage '{st.name}' ({st.type_name}): {exc}") from exc
                 except Exception as exc:
                     stage.close()
                     log.exception("stage %s failed to open", st.name)
-                    raise StageError(f"stage '{st.name}' ({st.type}) failed to open: {exc}") from exc
+                    raise StageError(
+                        f"stage '{st.name}' ({st.type_name}) failed to open: {exc}"
+                    ) from exc
                 missing = set(stage.output_ports) - set(outs)
                 if missing:
                     stage.close()
                     raise StageError(
-                        f"stage '{st.name}' ({st.type}) did not describe output(s) {sorted(missing)}"
+                        f"stage '{st.name}' ({st.type_name}) did not describe "
+                        f"output(s) {sorted(missing)}"
                     )
                 self._stages.append(stage)
                 self._metas[st.name] = outs

@@ -58,7 +58,7 @@ class InputRef:
 @dataclass(frozen=True)
 class StageSpec:
     name: str
-    type: str
+    type_name: str
     params: Any
     """The stage's ``Params`` instance, already validated."""
     inputs: tuple[InputRef, ...]
@@ -194,12 +194,14 @@ def _parse_stage(raw: Any, index: int, path: str) -> StageSpec:
     if isinstance(inputs_raw, str):
         inputs_raw = [inputs_raw]
     if not isinstance(inputs_raw, list) or not all(isinstance(i, str) for i in inputs_raw):
-        raise ConfigError(f"{where}: 'inputs' must be a list of stage names ('stage' or 'stage.port')")
+        raise ConfigError(
+            f"{where}: 'inputs' must be a list of stage names ('stage' or 'stage.port')"
+        )
     inputs = []
     for ref in inputs_raw:
         stage, _, port = ref.partition(".")
         inputs.append(InputRef(stage, port))
-    return StageSpec(name=name, type=type_name, params=params, inputs=tuple(inputs), cls=cls)
+    return StageSpec(name=name, type_name=type_name, params=params, inputs=tuple(inputs), cls=cls)
 
 
 def build_params(cls: type[Stage], raw: Mapping[str, Any], where: str) -> Any:
@@ -226,7 +228,9 @@ def build_params(cls: type[Stage], raw: Mapping[str, Any], where: str) -> Any:
         return cls.Params(**values)
     except (TypeError, ValueError) as exc:
         msg = str(exc)
-        field = next((k for k in fields if msg.startswith(f"{k}:") or msg.startswith(f"{k} ")), None)
+        field = next(
+            (k for k in fields if msg.startswith(f"{k}:") or msg.startswith(f"{k} ")), None
+        )
         prefix = f"{where}: param '{field}'" if field else f"{where}: params"
         if field:
             msg = msg[len(field) :].lstrip(": ")
@@ -247,9 +251,9 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
             return value
     elif isinstance(value, int) and (int in allowed or float in allowed):
         return value if int in allowed else float(value)
-    elif isinstance(value, float) and float in allowed:
-        return value
-    elif isinstance(value, str) and str in allowed:
+    elif (isinstance(value, float) and float in allowed) or (
+        isinstance(value, str) and str in allowed
+    ):
         return value
     names = " or ".join(sorted("null" if t is type(None) else t.__name__ for t in allowed))
     raise ConfigError(f"{where}: expected {names}, got {value!r}")
@@ -268,7 +272,7 @@ def _scalar_types(hint: Any) -> set[type] | None:
 
 
 def _check_inputs(st: StageSpec, stages: Mapping[str, StageSpec], path: str) -> None:
-    where = f"{path}: stage '{st.name}' ({st.type})"
+    where = f"{path}: stage '{st.name}' ({st.type_name})"
     want = len(st.cls.input_ports)
     if len(st.inputs) != want:
         if want == 0:

@@ -30,7 +30,8 @@ def test_unit_verifies_clean(tmp_path: Path) -> None:
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False
     )
     problems = [
-        line for line in (res.stdout + res.stderr).splitlines()
+        line
+        for line in (res.stdout + res.stderr).splitlines()
         if "eegpi.service" in line and "network-online.target" not in line
     ]
     assert res.returncode == 0 and not problems, res.stdout + res.stderr
@@ -40,7 +41,9 @@ def test_unit_exposure_at_most_2(tmp_path: Path) -> None:
     unit = _unit_with_existing_binary(tmp_path)
     res = subprocess.run(
         ["systemd-analyze", "security", "--offline=true", "--threshold=20", str(unit)],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     m = re.search(r"Overall exposure level for eegpi.service: ([\d.]+)", res.stdout)
     assert m is not None, res.stdout + res.stderr
@@ -49,6 +52,12 @@ def test_unit_exposure_at_most_2(tmp_path: Path) -> None:
 
 def test_unit_declares_the_contract() -> None:
     text = UNIT.read_text()
-    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "SupplementaryGroups=spi gpio",
-                 "ProtectSystem=strict", "DeviceAllow=char-spi rw"):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "SupplementaryGroups=spi gpio",
+        "ProtectSystem=strict",
+        "DeviceAllow=char-spi rw",
+    ):
         assert line in text

@@ -49,7 +49,7 @@ def test_shipped_pipelines_load() -> None:
     assert files, "no shipped pipelines"
     for path in files:
         spec = load_pipeline_file(path)
-        assert spec.source.type == "ads1299_source"
+        assert spec.source.type_name == "ads1299_source"
 
 
 def test_default_pipeline_is_the_spec_one() -> None:
@@ -141,8 +141,12 @@ def test_duplicate_stage_names() -> None:
 def test_duplicate_topics() -> None:
     doc = _doc()
     doc["stages"].append(
-        {"name": "sink2", "type": "websocket_sink", "params": {"topic": "demo_topic"},
-         "inputs": ["to_voltage"]}
+        {
+            "name": "sink2",
+            "type": "websocket_sink",
+            "params": {"topic": "demo_topic"},
+            "inputs": ["to_voltage"],
+        }
     )
     msg = _error(doc)
     assert "topic 'demo_topic' is already published by stage 'sink'" in msg
