@@ -18,16 +18,10 @@ from typing import Any
 import numpy as np
 from scipy import signal
 
-from eegpi.pipeline.stage import StageContext
+from eegpi.pipeline.stage import NullPublisher, StageContext
 from eegpi.pipeline.stages.convert import ToVoltage
 from eegpi.pipeline.stages.filters import Bandpass, BandpassParams, Notch, NotchParams
 from eegpi.stream import Block, StreamMeta
-
-
-class _NullPublisher:
-    def declare(self, topic: str, meta: StreamMeta) -> None: ...
-    def publish(self, topic: str, block: Block) -> None: ...
-    def retract(self, topic: str) -> None: ...
 
 
 def _blocks(rate: int, seconds: float, block: int, channels: int = 8) -> list[Any]:
@@ -49,7 +43,7 @@ def run(rate: int, seconds: float, block_ms: float) -> dict[str, float]:
     )
     from eegpi.hardware.config import DeviceConfig
 
-    ctx = StageContext("bench", DeviceConfig(backend="mock"), _NullPublisher())
+    ctx = StageContext("bench", DeviceConfig(backend="mock"), NullPublisher())
     stages = [
         ToVoltage("to_voltage", ToVoltage.Params()),
         Bandpass("filter", BandpassParams(low_hz=1.0, high_hz=40.0, order=4)),

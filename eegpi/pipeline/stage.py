@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NoParams",
+    "NullPublisher",
     "SourceStage",
     "SourceStats",
     "Stage",
@@ -47,6 +48,19 @@ class TopicPublisher(Protocol):
 
     def retract(self, topic: str) -> None:
         """The topic's producer stopped; subscribers stay subscribed and wait for it."""
+
+
+class NullPublisher:
+    """A publisher that discards everything: for running stages outside the daemon."""
+
+    def declare(self, topic: str, meta: StreamMeta) -> None:
+        pass
+
+    def publish(self, topic: str, block: Block) -> None:
+        pass
+
+    def retract(self, topic: str) -> None:
+        pass
 
 
 @dataclass

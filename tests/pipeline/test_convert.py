@@ -10,23 +10,12 @@ import pytest
 from eegpi.exc import ConfigError, StageError
 from eegpi.hardware.config import DeviceConfig
 from eegpi.pipeline.registry import lookup
-from eegpi.pipeline.stage import Stage, StageContext
+from eegpi.pipeline.stage import NullPublisher, Stage, StageContext
 from eegpi.pipeline.stages.convert import Rereference, ToVoltage, uv_per_count
 from eegpi.stream import Block, StreamMeta
 
 CHANNELS = tuple(f"C{i}" for i in range(1, 9))
 T0 = 1_700_000_000.0
-
-
-class NullPublisher:
-    def declare(self, topic: str, meta: StreamMeta) -> None:
-        pass
-
-    def publish(self, topic: str, block: Block) -> None:
-        pass
-
-    def retract(self, topic: str) -> None:
-        pass
 
 
 def counts_meta(**extra: Any) -> StreamMeta:

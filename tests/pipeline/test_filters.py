@@ -13,7 +13,7 @@ from scipy import signal
 from eegpi.exc import ConfigError, StageError
 from eegpi.hardware.config import DeviceConfig
 from eegpi.pipeline.registry import lookup
-from eegpi.pipeline.stage import Stage, StageContext
+from eegpi.pipeline.stage import NullPublisher, Stage, StageContext
 from eegpi.pipeline.stages.filters import Bandpass, Decimate, Highpass, Lowpass, Notch
 from eegpi.stream import Block, StreamMeta
 
@@ -22,17 +22,6 @@ Array = npt.NDArray[np.float64]
 FS = 250.0
 CHANNELS = tuple(f"C{i}" for i in range(1, 9))
 T0 = 1_700_000_000.0
-
-
-class NullPublisher:
-    def declare(self, topic: str, meta: StreamMeta) -> None:
-        pass
-
-    def publish(self, topic: str, block: Block) -> None:
-        pass
-
-    def retract(self, topic: str) -> None:
-        pass
 
 
 def make_stage(cls: type[Stage], fs: float = FS, n_channels: int = 8, **params: Any) -> Stage:

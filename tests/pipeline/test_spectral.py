@@ -14,7 +14,7 @@ from scipy import signal
 from eegpi.exc import ConfigError
 from eegpi.hardware.config import DeviceConfig
 from eegpi.pipeline.registry import lookup
-from eegpi.pipeline.stage import StageContext
+from eegpi.pipeline.stage import NullPublisher, StageContext
 from eegpi.pipeline.stages.spectral import BandPower
 from eegpi.stream import Block, StreamMeta
 
@@ -23,17 +23,6 @@ Array = npt.NDArray[np.float64]
 FS = 250.0
 T0 = 1_700_000_000.0
 BANDS = ("delta", "theta", "alpha", "beta", "gamma")
-
-
-class NullPublisher:
-    def declare(self, topic: str, meta: StreamMeta) -> None:
-        pass
-
-    def publish(self, topic: str, block: Block) -> None:
-        pass
-
-    def retract(self, topic: str) -> None:
-        pass
 
 
 def in_meta(n_channels: int = 2, fs: float = FS) -> StreamMeta:
