@@ -102,6 +102,7 @@ class LoopPublisher:
     def _count_drop(self, block: Block) -> None:
         self._dropped += 1
         self._dropped_samples += block.n_samples
+        self._hub.stats.handoff_samples_dropped += block.n_samples
 
     def _drain(self) -> None:
         """On the loop: apply every waiting operation, in order."""

@@ -10,6 +10,7 @@ only (1011), never the listener or other clients.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email.utils
 import http
 import json
@@ -179,6 +180,7 @@ class WsServer:
                 "status": "ok",
                 "clients": self.hub.client_count,
                 "topics": self.hub.subscriber_counts(),
+                "stats": dataclasses.asdict(self.hub.stats),
             }
             return _response(
                 http.HTTPStatus.OK, json.dumps(body).encode(), "application/json; charset=utf-8"

@@ -60,6 +60,8 @@ class BrokerStats:
     messages_dropped: int = 0
     """Data messages dropped from full client queues."""
     samples_dropped: int = 0
+    handoff_samples_dropped: int = 0
+    """Samples dropped before reaching the hub: the event loop fell behind the pipeline."""
     clients_disconnected_stalled: int = 0
     connections_total: int = 0
 

@@ -61,6 +61,7 @@ async def test_full_deque_drops_the_oldest_block_and_counts_it() -> None:
         publisher.publish("eeg", make_block(i * 2, 2))
     publisher.retract("eeg")
     assert publisher.dropped == 7 and publisher.dropped_samples == 14
+    assert hub.stats.handoff_samples_dropped == 14
     await asyncio.wait_for(hub.seen.wait(), 5)
     assert hub.calls == [
         ("declare", "eeg", None),
