@@ -193,4 +193,6 @@ def _setup_logging(verbosity: int) -> None:
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("websockets").setLevel(max(level, logging.WARNING))
+    # the broker logs one line per connection itself; the library's own lines would double it
+    for name in ("websockets", "eegpi.broker.websockets"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
