@@ -1,11 +1,12 @@
 """Acquisition throughput on the emulated ADS1299: frames read, dropped, CPU use.
 
-Runs the ``ads1299_source`` stage (driver, acquisition thread, block decoding) against the
-emulator in real-time mode, so DRDY falls at the programmed rate in wall-clock time and every
-late read costs samples exactly as on a board. The consumer loop stands in for the pipeline.
+Runs the ``ads1299_source`` stage (driver, acquisition process or thread, block decoding)
+against the emulator in real-time mode, so DRDY falls at the programmed rate in wall-clock time
+and every late read costs samples exactly as on a board. The consumer loop stands in for the
+pipeline; ``bench.realtime`` runs the whole default pipeline instead.
 
-    python -m bench.acquisition                  # 16000 SPS for 60 s
-    python -m bench.acquisition --rate 1000 --seconds 5
+    python -m bench.acquisition                  # 16000 SPS for 60 s, acquisition process
+    python -m bench.acquisition --rate 1000 --seconds 5 --acquisition thread
 """
 
 from __future__ import annotations
@@ -46,9 +47,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--as-fast", action="store_true", help="virtual time: DRDY as fast as frames are read"
     )
+    parser.add_argument(
+        "--acquisition", choices=("process", "thread"), default="process", help="where DRDY runs"
+    )
     args = parser.parse_args(argv)
 
-    cfg = DeviceConfig(backend="mock", emulator=EmulatorConfig(realtime=not args.as_fast))
+    cfg = DeviceConfig(
+        backend="mock",
+        acquisition=args.acquisition,
+        emulator=EmulatorConfig(realtime=not args.as_fast),
+    )
     source = Ads1299Source("acquire", Ads1299SourceParams(sample_rate=args.rate, chips=args.chips))
     source.open({}, StageContext(pipeline="bench", device=cfg, publisher=_NoPublisher()))
     blocks = samples = 0
@@ -70,12 +78,17 @@ def main(argv: list[str] | None = None) -> None:
         stats = source.stats()
         acq = source._acq
         priority = acq.priority_set if acq is not None else False
+        nice = acq.nice_set if acq is not None else False
+        child = source._process.pid if source._process is not None else None
     finally:
         source.close()
 
     slots = last_end - first_seq if first_seq >= 0 else 0
     mode = "as fast as possible (virtual time)" if args.as_fast else "real time"
-    print(f"emulated ADS1299 x{args.chips}, {args.rate} SPS, {mode}, {wall:.1f} s")
+    print(
+        f"emulated ADS1299 x{args.chips}, {args.rate} SPS, {mode}, "
+        f"acquisition {args.acquisition}, {wall:.1f} s"
+    )
     print(f"  sample slots elapsed   {slots}")
     print(
         f"  frames delivered       {samples}  in {blocks} blocks "
@@ -87,11 +100,12 @@ def main(argv: list[str] | None = None) -> None:
         f"({100 * stats.samples_dropped / max(slots, 1):.3f} % of slots)"
     )
     print(f"  throughput             {samples / wall:.0f} frames/s")
+    where = "this process" if child is None else "this process, not the acquisition process"
+    print(f"  CPU                    {100 * cpu / wall:.1f} % of one core ({where})")
     print(
-        f"  CPU                    {100 * cpu / wall:.1f} % of one core "
-        f"(process, emulator included)"
+        f"  scheduling             SCHED_FIFO {'granted' if priority else 'not used'}, "
+        f"nice {'-15 granted' if nice else 'unchanged'}"
     )
-    print(f"  SCHED_FIFO             {'granted' if priority else 'not permitted'}")
 
 
 if __name__ == "__main__":

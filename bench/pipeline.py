@@ -84,12 +84,12 @@ def run(rate: int, seconds: float, block_ms: float) -> dict[str, float]:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--rate", type=int, default=16000)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--block-ms", type=float, default=10.0)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     r = run(args.rate, args.seconds, args.block_ms)
     print(f"pipeline throughput, {args.rate} SPS x 8 ch, {r['block']:.0f}-sample blocks:")
     print(

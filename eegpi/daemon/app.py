@@ -3,7 +3,8 @@
 Threads and loops (docs/architecture.md has the picture):
 
 * the asyncio loop (main thread): WebSocket broker, gRPC server, pipeline manager;
-* one acquisition thread per running source: DRDY -> SPI frame -> ring buffer;
+* one acquisition process per running source (a thread with ``device.acquisition: thread``):
+  DRDY -> SPI frame -> shared-memory ring buffer;
 * one pipeline thread per running pipeline: ring buffer -> stages -> bounded hand-off to the loop.
 
 Start order: broker, manager, gRPC, autostart pipelines, then READY=1 for systemd. Shutdown

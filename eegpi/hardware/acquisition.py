@@ -1,15 +1,18 @@
-"""The real-time acquisition thread: one frame read per DRDY edge into a preallocated ring.
+"""The real-time acquisition loop: one frame read per DRDY edge into a preallocated ring.
 
-The chip has no FIFO, so the thread does as little as possible per frame: wait for edge events,
-read one frame, copy its bytes into the ring with the sample slot and the kernel's edge time.
-Decoding happens block-wise in the consumer. Losses are counted, never hidden:
+The chip has no FIFO, so the loop does as little as possible per frame: wait for edge events,
+read one frame, store its bytes in a :class:`~eegpi.hardware.ring.FrameRing` with the sample slot
+and the kernel's edge time. Decoding happens block-wise in the consumer. Losses are counted,
+never hidden:
 
 * missed DRDYs: from gaps in the edge ``line_seqno`` (the kernel keeps 16 events and drops the
   oldest) and from edge-time gaps longer than 1.5 periods (an edge the kernel never saw); only
   the newest result of a burst is readable, so the others are lost too;
 * a full ring (consumer too slow): the frame is dropped and its slot left as a gap.
 
-The thread never touches asyncio; the consumer waits on a threading.Event.
+The loop runs on a thread of its own; that thread lives in the daemon's process (``thread``
+mode, tests) or in the acquisition process (:mod:`eegpi.hardware.process`), which hands the
+same ring over in shared memory. It never touches asyncio.
 """
 
 from __future__ import annotations
@@ -17,39 +20,53 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from array import array
-from collections.abc import Sequence
-
-import numpy as np
-import numpy.typing as npt
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from eegpi.exc import HardwareError
 from eegpi.hardware.base import EdgeEventLike
 from eegpi.hardware.driver import Ads1299
+from eegpi.hardware.ring import FrameRing, RawFrames
 
-__all__ = ["Acquisition", "RawFrames"]
+__all__ = ["Acquisition", "FrameSource", "RawFrames", "default_capacity"]
 
 log = logging.getLogger("eegpi.hardware")
 
 
-class RawFrames:
-    """Frames taken out of the ring: bytes, sample slots and DRDY edge times."""
+class FrameSource(Protocol):
+    """The consumer's view of acquisition, in this process or in the acquisition process."""
 
-    def __init__(
-        self,
-        frames: npt.NDArray[np.uint8],
-        seq: npt.NDArray[np.int64],
-        edge_ns: npt.NDArray[np.int64],
-    ) -> None:
-        self.frames = frames
-        """Shape (n, frame_len)."""
-        self.seq = seq
-        """Sample slot of each frame (consecutive unless samples were lost)."""
-        self.edge_ns = edge_ns
-        """Kernel CLOCK_MONOTONIC time of each frame's DRDY falling edge."""
+    @property
+    def available(self) -> int: ...
 
-    def __len__(self) -> int:
-        return len(self.seq)
+    @property
+    def frames_read(self) -> int: ...
+
+    @property
+    def missed(self) -> int: ...
+
+    @property
+    def overflowed(self) -> int: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def priority_set(self) -> bool: ...
+
+    @property
+    def nice_set(self) -> bool: ...
+
+    def wait(self, count: int, timeout: float) -> int: ...
+
+    def take(self, limit: int | None = None) -> RawFrames: ...
+
+    def stop(self) -> None: ...
+
+
+def default_capacity(sample_rate: int) -> int:
+    """Ring entries: 2 s of data, at least 4096 (a pipeline stall that long is survived)."""
+    return max(4096, 2 * sample_rate)
 
 
 class Acquisition:
@@ -64,44 +81,72 @@ class Acquisition:
         priority: int | None = None,
         stuck_timeout_s: float | None = None,
         lossless: bool = False,
+        ring: FrameRing | None = None,
+        cpus: frozenset[int] | None = None,
+        nice: int | None = None,
+        on_failure: Callable[[HardwareError], None] | None = None,
     ) -> None:
         """
         Args:
             device: a configured (not yet started) driver.
             sample_rate: the programmed data rate, for gap detection and timeouts.
-            capacity: ring size in frames; default 2 s of data, at least 4096.
+            capacity: ring size in frames; default :func:`default_capacity`.
             priority: SCHED_FIFO priority to request for the thread (None = leave as is).
             stuck_timeout_s: no DRDY for this long while started is an error; default
                 max(20 periods, 0.5 s) after the settling time.
             lossless: wait for the consumer instead of dropping when the ring is full. Only
                 for the emulator's virtual time, where DRDY waits for the reader anyway.
+            ring: where frames go (e.g. a shared-memory ring read by another process);
+                default: a new in-process ring of ``capacity`` frames.
+            cpus: pin the thread to these CPUs (None = leave it to the scheduler).
+            nice: nice value to request for the thread instead of SCHED_FIFO, for a thread
+                that busy-waits (the real-time emulator): the kernel throttles a busy SCHED_FIFO
+                thread, while a low nice value only keeps other work from preempting it.
+            on_failure: called from the thread when it ends by itself with an error (after
+                the consumer was woken).
         """
         self.device = device
         self.sample_rate = sample_rate
         self.period_ns = 1e9 / sample_rate
-        self.capacity = capacity or max(4096, 2 * sample_rate)
         self.frame_len = device.frame_len
+        if ring is None:
+            ring = FrameRing(capacity or default_capacity(sample_rate), self.frame_len)
+        elif ring.frame_len != self.frame_len:
+            raise ValueError(
+                f"ring holds {ring.frame_len}-byte frames, the chain sends {self.frame_len}"
+            )
+        self.ring = ring
+        self.capacity = ring.capacity
         self.priority = priority
         self.stuck_timeout_s = stuck_timeout_s or max(20 / sample_rate, 0.5)
-        self._ring = bytearray(self.capacity * self.frame_len)
-        self._seq = array("q", bytes(8 * self.capacity))
-        self._edge = array("q", bytes(8 * self.capacity))
-        self._written = 0  # frames ever stored (producer only)
-        self._taken = 0  # frames ever taken (consumer only)
-        self._want = 0  # consumer wakes when this many frames are waiting
-        self._wake = threading.Event()
-        self._space = threading.Event()
         self.lossless = lossless
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: HardwareError | None = None
         """Why the thread ended early (stuck DRDY, SPI failure); raised by :meth:`wait`."""
-        self.frames_read = 0
-        self.missed = 0
-        """Conversions whose DRDY was missed or overwritten before the read."""
-        self.overflowed = 0
-        """Frames read but dropped because the ring was full."""
+        self.cpus = cpus
+        self.nice = nice
+        self.nice_set = False
+        self.on_failure = on_failure
         self.priority_set = False
+        self.cpus_set: frozenset[int] | None = None
+        """CPUs the thread was pinned to, None when not pinned."""
+        self._ready = threading.Event()
+
+    @property
+    def frames_read(self) -> int:
+        """Frames clocked out of the chip (stored or overflowed)."""
+        return self.ring.frames_read
+
+    @property
+    def missed(self) -> int:
+        """Conversions whose DRDY was missed or overwritten before the read."""
+        return self.ring.missed
+
+    @property
+    def overflowed(self) -> int:
+        """Frames read but dropped because the ring was full."""
+        return self.ring.overflowed
 
     # --- control -----------------------------------------------------------------------------
 
@@ -109,29 +154,53 @@ class Acquisition:
         """Start conversions and the thread."""
         if self._thread is not None:
             raise RuntimeError("acquisition already started")
+        self.ring.restart()
+        self.ring.prefault()
         self.device.start()
         self._thread = threading.Thread(target=self._run, name="eegpi-acquisition", daemon=True)
         self._thread.start()
+        self._ready.wait(1.0)  # priority and affinity are known once start() returns
 
     def stop(self) -> None:
         """Stop the thread, then the chip; idempotent."""
         self._stopping.set()
+        self.ring.wake_all()
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=5.0)
             if thread.is_alive():
                 log.error("acquisition thread did not stop within 5 s")
         self.device.stop()
-        self._wake.set()
-        self._space.set()
+        self.ring.wake_all()
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    def join(self, timeout: float) -> bool:
+        """Wait for the thread to end by itself (an error); True when it has."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
+
     # --- producer ----------------------------------------------------------------------------
 
     def _raise_priority(self) -> None:
+        """Affinity, nice value and SCHED_FIFO of the calling thread (Linux: 0 is this thread)."""
+        if self.cpus:
+            try:
+                os.sched_setaffinity(0, self.cpus)
+                self.cpus_set = frozenset(self.cpus)
+            except (OSError, AttributeError, ValueError) as exc:
+                log.info("acquisition is not pinned to CPUs %s: %s", sorted(self.cpus), exc)
+        if self.nice is not None:
+            try:
+                os.setpriority(os.PRIO_PROCESS, 0, self.nice)  # Linux: 0 is this thread
+                self.nice_set = True
+            except (OSError, AttributeError) as exc:
+                log.info("acquisition runs at nice 0 (nice %d not permitted: %s)", self.nice, exc)
         if self.priority is None:
             return
         try:
@@ -141,7 +210,10 @@ class Acquisition:
             log.info("acquisition runs at normal priority (SCHED_FIFO not permitted: %s)", exc)
 
     def _run(self) -> None:
-        self._raise_priority()
+        try:
+            self._raise_priority()
+        finally:
+            self._ready.set()
         try:
             self._loop()
         except HardwareError as exc:
@@ -149,26 +221,30 @@ class Acquisition:
         except Exception as exc:  # any failure must reach the consumer, not vanish
             self.error = HardwareError(f"acquisition on {self.device.path} failed: {exc!r}")
         finally:
-            self._wake.set()
+            self.ring.finish()
+        if self.error is not None and self.on_failure is not None:
+            self.on_failure(self.error)
 
     def _loop(self) -> None:
         device, drdy, clock = self.device, self.device.link.drdy, self.device.link.clock
         read_frame = device.read_frame
-        ring, seqs, edges = self._ring, self._seq, self._edge
-        cap, flen, period = self.capacity, self.frame_len, self.period_ns
+        ring = self.ring
+        put, count_missed, lossless = ring.put, ring.count_missed, self.lossless
+        period = self.period_ns
         settle_s = 4 / self.sample_rate + 0.001
         stuck_ns = int((self.stuck_timeout_s + settle_s) * 1e9)
         poll_s = min(0.05, self.stuck_timeout_s / 4)
         stopping = self._stopping
+        is_stopping = stopping.is_set
         last_seqno = -1
         last_edge = 0
         slot = -1
         progress = clock.monotonic_ns()
         # Time to clock one frame out: an edge older than (read end - this) fell before the
         # read began, so the output register already held that newer conversion.
-        read_ns = int(flen * 8e9 / device.data_speed_hz)
+        read_ns = int(self.frame_len * 8e9 / device.data_speed_hz)
         carry: Sequence[EdgeEventLike] = ()
-        while not stopping.is_set():
+        while not is_stopping():
             if carry:
                 events, carry = carry, ()
             else:
@@ -205,35 +281,18 @@ class Acquisition:
                     step = round(gap / period)
                 if step < 1:
                     step = 1
-                self.missed += step - 1
+                if step > 1:
+                    count_missed(step - 1)
             slot += step
             last_seqno, last_edge = event.line_seqno, edge_ns
             progress = clock.monotonic_ns()
-            self.frames_read += 1
-            written = self._written
-            if written - self._taken >= cap:
-                if not self.lossless:
-                    self.overflowed += 1
-                    continue
-                while self._written - self._taken >= cap and not stopping.is_set():
-                    self._space.clear()
-                    if self._written - self._taken >= cap:
-                        self._space.wait(0.1)
-                if stopping.is_set():
-                    break
-            i = written % cap
-            ring[i * flen : (i + 1) * flen] = bytes(frame)
-            seqs[i] = slot
-            edges[i] = edge_ns
-            self._written = written + 1
-            if self._want and written + 1 - self._taken >= self._want:
-                self._wake.set()
+            put(bytes(frame), slot, edge_ns, lossless=lossless, stopping=is_stopping)
 
     # --- consumer ----------------------------------------------------------------------------
 
     @property
     def available(self) -> int:
-        return self._written - self._taken
+        return self.ring.available
 
     def wait(self, count: int, timeout: float) -> int:
         """Wait until ``count`` frames are waiting or ``timeout`` s pass; returns how many wait.
@@ -241,27 +300,13 @@ class Acquisition:
         Raises:
             HardwareError: the thread failed (stuck DRDY, SPI error) and nothing is left to take.
         """
-        if self.available < count and timeout > 0 and self.error is None:
-            self._want = count
-            self._wake.clear()
-            if self.available < count and self.running:
-                self._wake.wait(timeout)
-            self._want = 0
         available = self.available
+        if available < count and timeout > 0 and self.error is None and self.running:
+            available = self.ring.wait(count, timeout)
         if available == 0 and self.error is not None:
             raise self.error
         return available
 
     def take(self, limit: int | None = None) -> RawFrames:
         """Copy out (and release) up to ``limit`` of the waiting frames, oldest first."""
-        n = self.available if limit is None else min(limit, self.available)
-        cap, flen = self.capacity, self.frame_len
-        ring = np.frombuffer(self._ring, dtype=np.uint8).reshape(cap, flen)
-        seq = np.frombuffer(self._seq, dtype=np.int64)
-        edge = np.frombuffer(self._edge, dtype=np.int64)
-        idx = (self._taken + np.arange(n)) % cap
-        out = RawFrames(ring[idx], seq[idx], edge[idx])
-        self._taken += n
-        if n:
-            self._space.set()
-        return out
+        return self.ring.take(limit)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["DeviceConfig", "EmulatorConfig"]
+__all__ = ["AcquisitionMode", "Backend", "DeviceConfig", "EmulatorConfig"]
 
 Backend = Literal["auto", "pi", "mock"]
+AcquisitionMode = Literal["process", "thread"]
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,18 @@ class DeviceConfig:
     reset_pin: int | None = None
     start_pin: int | None = None
     pwdn_pin: int | None = None
+    acquisition: AcquisitionMode = "process"
+    """Where the DRDY loop runs. ``process``: a child process that alone opens SPI and GPIO and
+    hands frames over in a shared-memory ring, because a thread in the daemon shares the GIL with
+    the pipeline and the event loop and misses conversions at 8000-16000 SPS. ``thread``: in
+    the daemon's process (holds 250-2000 SPS; for tests and debugging)."""
     emulator: EmulatorConfig = field(default_factory=EmulatorConfig)
+
+    def __post_init__(self) -> None:
+        if self.acquisition not in ("process", "thread"):
+            raise ValueError(
+                f"device.acquisition: {self.acquisition!r} is not one of process, thread"
+            )
 
     @property
     def spi_path(self) -> str:

@@ -28,7 +28,14 @@ from eegpi.daemon.status import DeviceReport, LeadOffChannel, RegisterValue
 from eegpi.exc import HardwareError
 from eegpi.hardware.base import HardwareLink
 
-__all__ = ["CHIP_NAMES", "Ads1299", "ChipIdentity", "identify"]
+__all__ = [
+    "CHIP_NAMES",
+    "Ads1299",
+    "ChipIdentity",
+    "DeviceSnapshot",
+    "device_report",
+    "identify",
+]
 
 log = logging.getLogger("eegpi.hardware")
 
@@ -238,6 +245,17 @@ class Ads1299:
 
     # --- reporting ---------------------------------------------------------------------------
 
+    def snapshot(self) -> DeviceSnapshot:
+        """What a report needs, detached from the link (picklable, for another process)."""
+        return DeviceSnapshot(
+            backend=self.link.backend,
+            path=self.path,
+            identity=self.identity,
+            chips=self.chips,
+            registers=bytes(self.registers),
+            realtime=self.link.backend == "pi" or bool(getattr(self.link.clock, "realtime", True)),
+        )
+
     def report(
         self,
         *,
@@ -246,36 +264,80 @@ class Ads1299:
         status: npt.NDArray[np.uint32] | None = None,
     ) -> DeviceReport:
         """Identity, cached registers and lead-off state (from ``status``, one word per chip)."""
-        ident = self.identity
-        regs = self.registers
-        sensed = bool(CONFIG4_PD_LOFF_COMP.get(regs[Reg.CONFIG4]))
-        lead_off = []
-        for c in range(self.chips):
-            word = int(status[c]) if status is not None else 0
-            statp, statn = (word >> 12) & 0xFF, (word >> 4) & 0xFF
-            for k in range(self.channels_per_chip):
-                bit = 1 << k
-                lead_off.append(
-                    LeadOffChannel(
-                        channel=f"ch{c * self.channels_per_chip + k + 1}",
-                        p_off=bool(statp & bit),
-                        n_off=bool(statn & bit),
-                        sensed=sensed and bool((regs[Reg.LOFF_SENSP] | regs[Reg.LOFF_SENSN]) & bit),
-                    )
-                )
-        return DeviceReport(
-            backend=self.link.backend,
-            path=self.path,
-            chip=ident.chip if ident else "",
-            id_register=ident.id_register if ident else 0,
-            revision=ident.revision if ident else 0,
-            chips=self.chips,
-            channels=self.channels,
-            sample_rate=sample_rate,
-            held_by=held_by,
-            registers=tuple(
-                RegisterValue(info.address, info.name, regs[info.address]) for info in REGISTERS
-            ),
-            lead_off=tuple(lead_off),
-            bias_off=bool(CONFIG3_BIAS_STAT.get(regs[Reg.CONFIG3])),
+        return device_report(
+            self.snapshot(), sample_rate=sample_rate, held_by=held_by, status=status
         )
+
+
+@dataclass(frozen=True)
+class DeviceSnapshot:
+    """The driver's state a report or a consumer needs, without the hardware link.
+
+    The acquisition process sends one to the daemon after opening and configuring the chip, so
+    the daemon can describe a device it never opens itself.
+    """
+
+    backend: str
+    path: str
+    identity: ChipIdentity | None
+    chips: int
+    registers: bytes
+    """Register file of chip 1 as read back after the last configuration."""
+    realtime: bool = True
+    """DRDY falls in wall-clock time (a board, or the emulator in real-time mode)."""
+
+    @property
+    def channels_per_chip(self) -> int:
+        return self.identity.channels_per_chip if self.identity else 8
+
+    @property
+    def channels(self) -> int:
+        return self.chips * self.channels_per_chip
+
+    @property
+    def frame_len(self) -> int:
+        return self.chips * frame_size(self.channels_per_chip)
+
+
+def device_report(
+    snap: DeviceSnapshot,
+    *,
+    sample_rate: int = 0,
+    held_by: str = "",
+    status: npt.NDArray[np.uint32] | None = None,
+) -> DeviceReport:
+    """Identity, registers and lead-off state (from ``status``, one word per chip)."""
+    ident = snap.identity
+    regs = snap.registers
+    per_chip = snap.channels_per_chip
+    sensed = bool(CONFIG4_PD_LOFF_COMP.get(regs[Reg.CONFIG4]))
+    lead_off = []
+    for c in range(snap.chips):
+        word = int(status[c]) if status is not None else 0
+        statp, statn = (word >> 12) & 0xFF, (word >> 4) & 0xFF
+        for k in range(per_chip):
+            bit = 1 << k
+            lead_off.append(
+                LeadOffChannel(
+                    channel=f"ch{c * per_chip + k + 1}",
+                    p_off=bool(statp & bit),
+                    n_off=bool(statn & bit),
+                    sensed=sensed and bool((regs[Reg.LOFF_SENSP] | regs[Reg.LOFF_SENSN]) & bit),
+                )
+            )
+    return DeviceReport(
+        backend=snap.backend,
+        path=snap.path,
+        chip=ident.chip if ident else "",
+        id_register=ident.id_register if ident else 0,
+        revision=ident.revision if ident else 0,
+        chips=snap.chips,
+        channels=snap.channels,
+        sample_rate=sample_rate,
+        held_by=held_by,
+        registers=tuple(
+            RegisterValue(info.address, info.name, regs[info.address]) for info in REGISTERS
+        ),
+        lead_off=tuple(lead_off),
+        bias_off=bool(CONFIG3_BIAS_STAT.get(regs[Reg.CONFIG3])),
+    )

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from eegpi.hardware.config import DeviceConfig, EmulatorConfig
+from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig
 from eegpi.pipeline.stage import StageContext
 from eegpi.pipeline.stages.source import Ads1299Source, Ads1299SourceParams
 from eegpi.stream import Block, StreamMeta
@@ -23,8 +23,15 @@ class NullPublisher:
         pass
 
 
-def mock_config(realtime: bool = False, **emulator: Any) -> DeviceConfig:
-    return DeviceConfig(backend="mock", emulator=EmulatorConfig(realtime=realtime, **emulator))
+def mock_config(
+    realtime: bool = False, acquisition: AcquisitionMode = "thread", **emulator: Any
+) -> DeviceConfig:
+    """The emulator; acquisition in a thread unless asked (a process costs a spawn per test)."""
+    return DeviceConfig(
+        backend="mock",
+        acquisition=acquisition,
+        emulator=EmulatorConfig(realtime=realtime, **emulator),
+    )
 
 
 def context(cfg: DeviceConfig) -> StageContext:

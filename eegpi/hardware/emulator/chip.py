@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -44,6 +45,7 @@ from eegpi.ads1299.registers import (
 )
 from eegpi.ads1299.settings import VREF_V
 from eegpi.hardware.config import EmulatorConfig
+from eegpi.hardware.emulator.chunks import ChunkSource, ChunkSteps
 from eegpi.hardware.emulator.clock import EmulatorClock
 from eegpi.hardware.emulator.signals import FCLK_HZ, ChannelPlan, SignalGenerator
 
@@ -52,7 +54,10 @@ __all__ = ["Ads1299Emulator", "channels_for_id"]
 log = logging.getLogger("eegpi.hardware.emulator")
 
 _CHUNK = 256
-"""Conversions generated per numpy pass."""
+"""Conversions generated per chunk; in real time a chunk is made in ~10 steps of at most a few
+tens of microseconds, done between DRDYs."""
+_IDLE_NS = 30_000
+"""Generate only when the next DRDY is at least this far away (a step takes up to ~25 us)."""
 _FULL_SCALE = 2**23
 
 
@@ -65,6 +70,11 @@ def channels_for_id(id_register: int) -> int:
 
 class Ads1299Emulator:
     """One daisy chain of emulated ADS1299s (``chips`` devices sharing CS, DIN and SCLK)."""
+
+    _cur: npt.NDArray[np.uint8]
+    """Encoded conversions of the current chunk (from ``_cur_start``) ..."""
+    _prev: npt.NDArray[np.uint8]
+    """... and of the chunk before it, which a torn read may still reach."""
 
     def __init__(self, cfg: EmulatorConfig, chips: int, clock: EmulatorClock) -> None:
         self.cfg = cfg
@@ -83,6 +93,7 @@ class Ads1299Emulator:
         self.spi_mode = 1
         self.powered = True
         self.start_pin = False
+        self._chunks = ChunkSource(self._chunk_steps, _CHUNK)
         self._power_on()
 
     # --- state -----------------------------------------------------------------------------
@@ -100,8 +111,8 @@ class Ads1299Emulator:
         self._gen = SignalGenerator(
             self.cfg, self.chips * self.channels_per_chip, self.channels_per_chip
         )
-        self._cache_start = -1
-        self._cache: npt.NDArray[np.uint8] = np.zeros((0, self.frame_len), np.uint8)
+        self._invalidate()
+        self._plan_cache: _ChunkPlan | None = None
         self._last_out = bytes(self.frame_len)
 
     def _reset(self, now: int) -> None:
@@ -110,18 +121,22 @@ class Ads1299Emulator:
         self.standby = False
         self.reset_until_ns = now + int(18 * self.tclk_ns)
         self._first_ns = None
-        self._cache_start = -1
+        self._invalidate()
         if self.start_pin:
             self._start(self.reset_until_ns)
 
     def _start(self, now: int) -> None:
         dr = CONFIG1_DR.get(self.regs[Reg.CONFIG1])
         self._tdr_ns = 128 * (1 << dr) * self.tclk_ns
+        self._invalidate()
+        if self.clock.realtime:
+            # The first chunk now, not in the first frame read; conversions start after it.
+            self._cur, self._cur_start = self._chunks.restart(0), 0
+            now = max(now, self.clock.monotonic_ns())
         self._first_ns = now + 4 * self._tdr_ns + 9 * self.tclk_ns
         single = CONFIG4_SINGLE_SHOT.get(self.regs[Reg.CONFIG4])
         self._stop_index = 0 if single else None
         self.run_id += 1
-        self._cache_start = -1
 
     def _stop(self, now: int) -> None:
         if self._first_ns is not None and self._stop_index is None:
@@ -342,19 +357,20 @@ class Ads1299Emulator:
             return
         writable = REGISTERS[address].writable
         self.regs[address] = (self.regs[address] & ~writable & 0xFF) | (value & writable)
-        self._cache_start = -1
+        self._invalidate()
         if address == Reg.CONFIG1 and self._first_ns is not None:
             self._start(now)  # writing CONFIG1 resets the digital filter
 
-    def _lead_off_bits(self, chip: int) -> tuple[int, int]:
-        if not CONFIG4_PD_LOFF_COMP.get(self.regs[Reg.CONFIG4]):
+    def _lead_off_bits(self, chip: int, regs: bytes | bytearray | None = None) -> tuple[int, int]:
+        regs = self.regs if regs is None else regs
+        if not CONFIG4_PD_LOFF_COMP.get(regs[Reg.CONFIG4]):
             return 0, 0
         off = 0
         for ch in self.cfg.leads_off:
             c, k = divmod(ch - 1, self.channels_per_chip)
             if c == chip:
                 off |= 1 << k
-        return off & self.regs[Reg.LOFF_SENSP], off & self.regs[Reg.LOFF_SENSN]
+        return off & regs[Reg.LOFF_SENSP], off & regs[Reg.LOFF_SENSN]
 
     def _bias_off(self) -> bool:
         return self.cfg.bias_off and bool(CONFIG4_PD_LOFF_COMP.get(self.regs[Reg.CONFIG4]))
@@ -383,23 +399,71 @@ class Ads1299Emulator:
             return list((first * reps)[:n])
         return list(frame) + [0] * (n - self.frame_len)
 
-    def _frame(self, index: int) -> bytes:
-        start = self._cache_start
-        if start < 0 or not start <= index < start + len(self._cache):
-            self._fill_cache(index - index % _CHUNK)
-        return bytes(self._cache[index - self._cache_start])
+    def idle(self, until_ns: int) -> None:
+        """The reader waits for a DRDY due at ``until_ns``: generate conversions ahead while
+        there is time, so no frame read pays for it."""
+        with self._lock:
+            if self._first_ns is None or self._cur_start < 0:
+                return
+            while until_ns - self.clock.monotonic_ns() > _IDLE_NS and self._chunks.idle():
+                pass
 
-    def _plan(self) -> ChannelPlan:
+    def _invalidate(self) -> None:
+        """Registers or the run changed: conversions must be generated afresh."""
+        self._cur_start = self._prev_start = -1
+        self._cur = np.zeros((0, self.frame_len), np.uint8)
+        self._prev = self._cur
+
+    def _frame(self, index: int) -> bytes:
+        cur = self._cur_start
+        rows = self._chunks.rows
+        if 0 <= cur <= index < cur + rows:
+            return bytes(self._cur[index - cur])
+        prev = self._prev_start
+        if 0 <= prev <= index < prev + rows:
+            return bytes(self._prev[index - prev])  # a torn read reaching back
+        if cur < 0 or index < cur:
+            base = index - index % rows
+            self._prev_start = -1
+            self._cur, self._cur_start = self._chunks.restart(base), base
+        while index >= self._cur_start + rows:
+            nxt = self._cur_start + rows
+            self._prev, self._prev_start = self._cur, self._cur_start
+            self._cur, self._cur_start = self._chunks.get(nxt), nxt
+        return bytes(self._cur[index - self._cur_start])
+
+    def _chunk_plan(self) -> _ChunkPlan:
+        """What the registers say about generation, rebuilt only when they change (from one
+        snapshot of them: the generating thread does not hold the chip's lock)."""
+        regs = bytes(self.regs)
+        cached = self._plan_cache
+        if cached is not None and cached.key == regs:
+            return cached
+        plan = self._plan(regs)
+        words = [
+            status_word(*self._lead_off_bits(c, regs), regs[Reg.GPIO]) for c in range(self.chips)
+        ]
+        cached = _ChunkPlan(
+            key=regs,
+            plan=plan,
+            scale=np.array(plan.gain, dtype=np.float64) * (_FULL_SCALE / VREF_V),
+            unpowered=~np.array(plan.powered),
+            status=np.array(words, dtype=np.int64),
+        )
+        self._plan_cache = cached
+        return cached
+
+    def _plan(self, regs: bytes) -> ChannelPlan:
         mux, gain, powered = [], [], []
         for _chip in range(self.chips):
             for k in range(self.channels_per_chip):
-                value = self.regs[Reg.CH1SET + k]
+                value = regs[Reg.CH1SET + k]
                 mux.append(CHSET_MUX.get(value))
                 code = CHSET_GAIN.get(value)
                 gain.append(Gain(code).factor if code < 7 else 24)
                 powered.append(not CHSET_PD.get(value))
-        config2 = self.regs[Reg.CONFIG2]
-        dr = CONFIG1_DR.get(self.regs[Reg.CONFIG1])
+        config2 = regs[Reg.CONFIG2]
+        dr = CONFIG1_DR.get(regs[Reg.CONFIG1])
         return ChannelPlan(
             mux=mux,
             gain=gain,
@@ -410,19 +474,32 @@ class Ads1299Emulator:
             leads_off=frozenset(self.cfg.leads_off),
         )
 
-    def _fill_cache(self, start: int) -> None:
-        plan = self._plan()
-        volts = self._gen.volts(start, _CHUNK, self._tdr_ns / 1e9, plan)
-        gains = np.array(plan.gain, dtype=np.float64)
-        codes = np.rint(volts * gains * (_FULL_SCALE / VREF_V))
+    def _chunk_steps(self, start: int) -> ChunkSteps:
+        """Encoded frames of conversions ``start .. start + rows - 1``, in steps."""
+        rows = self._chunks.rows
+        cp = self._chunk_plan()
+        volts = yield from self._gen.volts_steps(start, rows, self._tdr_ns / 1e9, cp.plan)
+        yield
+        codes = np.rint(volts * cp.scale)
         codes = np.clip(codes, -_FULL_SCALE, _FULL_SCALE - 1).astype(np.int64)
-        codes[:, ~np.array(plan.powered)] = 0
-        gpio = self.regs[Reg.GPIO]
-        words = [status_word(*self._lead_off_bits(c), gpio) for c in range(self.chips)]
-        status = np.tile(np.array(words, dtype=np.int64), (_CHUNK, 1))
+        codes[:, cp.unpowered] = 0
+        yield
+        status = np.broadcast_to(cp.status, (rows, self.chips))
         every = self.cfg.corrupt_every
         if every:
-            bad = (start + np.arange(_CHUNK) + 1) % every == 0
+            status = status.copy()
+            bad = (start + np.arange(rows) + 1) % every == 0
             status[bad, 0] ^= 0x800000
-        self._cache = encode_frames(status, codes, self.chips)
-        self._cache_start = start
+        return encode_frames(status, codes, self.chips)
+
+
+@dataclass(frozen=True)
+class _ChunkPlan:
+    key: bytes
+    """The register file it was built from."""
+    plan: ChannelPlan
+    scale: npt.NDArray[np.float64]
+    """Codes per input volt, per channel (gain x full scale / VREF)."""
+    unpowered: npt.NDArray[np.bool_]
+    status: npt.NDArray[np.int64]
+    """One status word per chip."""

@@ -110,6 +110,8 @@ class EmulatedEdgeRequest:
             target = deadline if nxt is None else min(nxt, deadline)
             if clock.realtime:
                 target = min(target, now + _SLICE_NS)
+                if nxt is not None:
+                    self._chip.idle(nxt)  # the chip's spare time: generate conversions ahead
             clock.sleep_until(target)
 
     def read_edge_events(self, max_events: int | None = None) -> list[EmulatedEdgeEvent]:

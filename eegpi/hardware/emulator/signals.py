@@ -7,6 +7,8 @@ square wave, shorted-input noise per the noise table, the temperature sensor and
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import numpy as np
 import numpy.typing as npt
 from scipy import signal as sps
@@ -60,6 +62,13 @@ class ChannelPlan:
         self.test_amp = test_amp
         self.test_freq = test_freq
         self.leads_off = leads_off
+        # Precomputed for the common case, so a chunk costs a few array operations.
+        self.noise_v = np.array([shorted_noise_uv(g, rate) * 1e-6 for g in gain])
+        """Shorted-input noise per channel, volts RMS."""
+        plain = [m == Mux.NORMAL and ch + 1 not in leads_off for ch, m in enumerate(mux)]
+        self.plain = np.array(plain, dtype=bool)
+        """Channels that read the synthetic EEG plus noise."""
+        self.special = [ch for ch, p in enumerate(plain) if not p]
 
     def key(self) -> tuple[object, ...]:
         return (
@@ -91,18 +100,38 @@ class SignalGenerator:
 
         Consecutive calls continue the noise; ``start`` places periodic components in time.
         """
+        steps = self.volts_steps(start, n, period_s, plan)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: npt.NDArray[np.float64] = done.value
+                return result
+
+    def volts_steps(
+        self, start: int, n: int, period_s: float, plan: ChannelPlan
+    ) -> Generator[None, None, npt.NDArray[np.float64]]:
+        """:meth:`volts` in steps of a few tens of microseconds each (for a few hundred rows),
+        so the emulated chip can generate between two DRDYs without delaying a read."""
         cfg = self._cfg
         t: npt.NDArray[np.float64] = (start + np.arange(n, dtype=np.float64))[:, None] * period_s
         white = self._rng.standard_normal((n, self._channels))
+        yield
         pink, self._zi = sps.lfilter(_PINK_B, _PINK_A, white, axis=0, zi=self._zi)
+        yield
+        alpha = np.sin(2 * np.pi * cfg.alpha_hz * t + self._phase)
+        yield
         eeg_uv = (
-            cfg.alpha_uv * np.sin(2 * np.pi * cfg.alpha_hz * t + self._phase)
+            cfg.alpha_uv * alpha
             + cfg.mains_uv * np.sin(2 * np.pi * cfg.mains_hz * t)
             + pink * (cfg.noise_uv / _PINK_RMS)
             + self._offset
         )
-        out = np.empty((n, self._channels))
-        for ch in range(self._channels):
+        yield
+        out: npt.NDArray[np.float64] = white * plan.noise_v
+        out[:, plan.plain] += eeg_uv[:, plan.plain] * 1e-6
+        for ch in plan.special:
+            yield
             out[:, ch] = self._channel(ch, eeg_uv[:, ch], white[:, ch], t[:, 0], plan)
         return out
 

@@ -4,6 +4,10 @@
 missed DRDY, a frame dropped from a full ring or a frame failing the status-word check makes
 the next block's ``seq`` jump. At high rates ``read`` waits a few milliseconds to gather frames
 into one block; at low rates it returns as soon as a frame is there.
+
+With ``device.acquisition: process`` (the default) the chip is opened, configured and read by
+the acquisition process (:mod:`eegpi.hardware.process`) and this stage only reads its
+shared-memory ring; with ``thread`` it drives the driver and an acquisition thread itself.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ from eegpi.ads1299.settings import (
 from eegpi.daemon.status import DeviceReport
 from eegpi.exc import ConfigError, HardwareError
 from eegpi.hardware import open_device
-from eegpi.hardware.acquisition import Acquisition
-from eegpi.hardware.driver import Ads1299
+from eegpi.hardware.acquisition import Acquisition, FrameSource
+from eegpi.hardware.config import DeviceConfig
+from eegpi.hardware.driver import Ads1299, DeviceSnapshot, device_report
+from eegpi.hardware.process import AcquisitionProcess
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import SourceStage, SourceStats, StageContext
 from eegpi.stream import Block, StreamMeta
@@ -40,7 +46,9 @@ __all__ = ["Ads1299Source", "Ads1299SourceParams"]
 _COALESCE_S = 0.003
 """At most this much extra latency to gather frames into one block."""
 _RT_PRIORITY = 50
-"""SCHED_FIFO priority the acquisition thread asks for."""
+"""SCHED_FIFO priority the acquisition thread asks for (pi backend)."""
+_EMULATOR_NICE = -15
+"""Nice value the acquisition thread asks for with the real-time emulator (see ``start``)."""
 _GAINS = (1, 2, 4, 6, 8, 12, 24)
 
 
@@ -181,7 +189,9 @@ class Ads1299Source(SourceStage):
         super().__init__(name, params)
         self.params: Ads1299SourceParams = params
         self._device: Ads1299 | None = None
-        self._acq: Acquisition | None = None
+        self._process: AcquisitionProcess | None = None
+        self._snapshot: DeviceSnapshot | None = None
+        self._acq: FrameSource | None = None
         self._meta: StreamMeta | None = None
         self._pending: deque[Block] = deque()
         self._corrupt = 0
@@ -194,18 +204,12 @@ class Ads1299Source(SourceStage):
     def open(self, inputs: Mapping[str, StreamMeta], ctx: StageContext) -> Mapping[str, StreamMeta]:
         p = self.params
         self._held_by = ctx.pipeline
-        device = open_device(ctx.device, chips=p.chips)
-        try:
-            try:
-                settings = p.chain(device.channels_per_chip)
-            except ValueError as exc:
-                raise ConfigError(f"stage {self.name!r}: {exc}") from exc
-            device.configure(settings)
-        except BaseException:
-            device.close()
-            raise
-        self._device = device
-        n = device.channels
+        if ctx.device.acquisition == "process":
+            snap, settings = self._open_process(ctx.device)
+        else:
+            snap, settings = self._open_thread(ctx.device)
+        self._snapshot = snap
+        n = snap.channels
         per_chip = settings.channels
         gains = tuple(per_chip[k % len(per_chip)].gain for k in range(n))
         kinds = tuple(per_chip[k % len(per_chip)].input for k in range(n))
@@ -217,23 +221,61 @@ class Ads1299Source(SourceStage):
         )
         return {"out": self._meta}
 
-    def start(self) -> None:
-        device = self._require_device()
-        realtime = device.link.backend == "pi" or getattr(device.link.clock, "realtime", True)
-        self._acq = Acquisition(
-            device,
-            self.params.sample_rate,
-            priority=_RT_PRIORITY if realtime else None,
-            lossless=not realtime,  # virtual time: DRDY waits for the reader, as fast as read
-        )
-        self._offset_ns = time.time_ns() - device.link.clock.monotonic_ns()
-        self._pending.clear()
-        self._acq.start()
+    def _settings(self, channels_per_chip: int) -> ChipSettings:
+        try:
+            return self.params.chain(channels_per_chip)
+        except ValueError as exc:
+            raise ConfigError(f"stage {self.name!r}: {exc}") from exc
 
-    def _require_device(self) -> Ads1299:
-        if self._device is None:
+    def _open_thread(self, cfg: DeviceConfig) -> tuple[DeviceSnapshot, ChipSettings]:
+        device = open_device(cfg, chips=self.params.chips)
+        try:
+            settings = self._settings(device.channels_per_chip)
+            device.configure(settings)
+        except BaseException:
+            device.close()
+            raise
+        self._device = device
+        return device.snapshot(), settings
+
+    def _open_process(self, cfg: DeviceConfig) -> tuple[DeviceSnapshot, ChipSettings]:
+        process = AcquisitionProcess(cfg, chips=self.params.chips)
+        try:
+            snap = process.open()
+            settings = self._settings(snap.channels_per_chip)
+            snap = process.configure(settings)
+        except BaseException:
+            process.close()
+            raise
+        self._process = process
+        return snap, settings
+
+    def start(self) -> None:
+        snap = self._snapshot
+        if snap is None:
             raise HardwareError(f"stage {self.name!r}: the device is not open")
-        return self._device
+        realtime = snap.realtime
+        rate = self.params.sample_rate
+        # SCHED_FIFO where the thread sleeps until the DRDY interrupt (a board). The real-time
+        # emulator busy-waits for its DRDY, and the kernel throttles a busy SCHED_FIFO thread
+        # (50 ms in every second: 5 % of the conversions), so it gets a low nice value instead.
+        board = snap.backend == "pi"
+        priority = _RT_PRIORITY if board else None
+        nice = _EMULATOR_NICE if realtime and not board else None
+        lossless = not realtime  # virtual time: DRDY waits for the reader, as fast as read
+        self._pending.clear()
+        if self._process is not None:
+            reply = self._process.start(rate, priority=priority, nice=nice, lossless=lossless)
+            self._offset_ns = reply.wall_offset_ns
+            self._acq = self._process
+            return
+        device = self._device
+        if device is None:
+            raise HardwareError(f"stage {self.name!r}: the device is not open")
+        acq = Acquisition(device, rate, priority=priority, nice=nice, lossless=lossless)
+        self._offset_ns = time.time_ns() - device.link.clock.monotonic_ns()
+        self._acq = acq
+        acq.start()
 
     def read(self, timeout: float) -> Block | None:
         if self._pending:
@@ -241,19 +283,23 @@ class Ads1299Source(SourceStage):
         acq = self._acq
         if acq is None:
             return None
-        if acq.wait(1, timeout) == 0:
-            return None
         rate = self.params.sample_rate
-        if rate > 500:
-            # Gather up to ~4 ms of frames, waiting at most _COALESCE_S more.
-            acq.wait(max(1, int(rate * 0.004)), _COALESCE_S)
-        self._split(acq)
-        return self._pending.popleft() if self._pending else None
+        deadline = time.monotonic() + timeout
+        while True:
+            if acq.wait(1, max(0.0, deadline - time.monotonic())) == 0:
+                return None
+            if rate > 500:
+                # Gather up to ~4 ms of frames, waiting at most _COALESCE_S more.
+                acq.wait(max(1, int(rate * 0.004)), _COALESCE_S)
+            self._split(acq)
+            if self._pending:
+                return self._pending.popleft()
+            # Every frame taken failed the status check: keep waiting for good ones.
 
-    def _split(self, acq: Acquisition) -> None:
-        assert self._device is not None and self._meta is not None
+    def _split(self, acq: FrameSource) -> None:
+        assert self._snapshot is not None and self._meta is not None
         raw = acq.take()
-        decoded = decode_frames(raw.frames, self._device.chips, self._device.channels_per_chip)
+        decoded = decode_frames(raw.frames, self._snapshot.chips, self._snapshot.channels_per_chip)
         valid = decoded.valid
         if not valid.all():
             self._corrupt += int((~valid).sum())
@@ -288,16 +334,16 @@ class Ads1299Source(SourceStage):
         limit = max(8, self.params.sample_rate // 2)
         if self._bad_run < limit:
             return
-        assert self._device is not None
+        assert self._snapshot is not None
         bad_chips = [
             f"chip {c + 1} status 0x{int(status[-1, c]):06X}"
             for c in range(status.shape[1])
             if int(status[-1, c]) >> 20 != 0xC
         ]
         raise HardwareError(
-            f"{self._bad_run} consecutive frames from {self._device.path} fail the status-word "
+            f"{self._bad_run} consecutive frames from {self._snapshot.path} fail the status-word "
             f"check ({', '.join(bad_chips)}; every chip's word starts with 0xC): is the chain "
-            f"really {self._device.chips} chip(s) long with DOUT to DAISY_IN wired, and the SPI "
+            f"really {self._snapshot.chips} chip(s) long with DOUT to DAISY_IN wired, and the SPI "
             "link clean?"
         )
 
@@ -306,10 +352,15 @@ class Ads1299Source(SourceStage):
             self._acq.stop()
 
     def close(self) -> None:
-        self.stop()
-        if self._device is not None:
-            self._device.close()
-            self._device = None
+        try:
+            self.stop()
+        finally:
+            process, self._process = self._process, None
+            device, self._device = self._device, None
+            if process is not None:
+                process.close()
+            if device is not None:
+                device.close()
 
     def stats(self) -> SourceStats:
         acq = self._acq
@@ -321,13 +372,17 @@ class Ads1299Source(SourceStage):
         )
 
     def device_report(self) -> DeviceReport | None:
-        if self._device is None:
+        if self._snapshot is None or (self._device is None and self._process is None):
             return None
-        return self._device.report(
-            sample_rate=self.params.sample_rate, held_by=self._held_by, status=self._last_status
+        return device_report(
+            self._snapshot,
+            sample_rate=self.params.sample_rate,
+            held_by=self._held_by,
+            status=self._last_status,
         )
 
     @property
     def device(self) -> Ads1299 | None:
-        """The driver while open (for diagnostics and tests)."""
+        """The driver while open in ``thread`` mode (for diagnostics and tests); None in
+        ``process`` mode, where only the acquisition process holds it."""
         return self._device
