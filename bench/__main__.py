@@ -1,6 +1,6 @@
 """`python -m bench` (or `make bench`): every benchmark once, figures printed.
 
-python -m bench            # the full set (about 2 minutes)
+python -m bench            # the full set (about 3 minutes)
 python -m bench --quick    # shorter runs, for a first look
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench import pipeline, realtime
+from bench import network, pipeline, realtime
 
 
 def main() -> None:
@@ -22,6 +22,21 @@ def main() -> None:
     print()
     print("== real-time acquisition through the default pipeline (emulated chip) ==")
     realtime.main(["--rate", "16000", "--seconds", str(seconds), "--floor-seconds", "0"])
+    print()
+    print("== DRDY-to-client latency and WebSocket fan-out (one stalled client) ==")
+    network.main(["--rate", "250", "--clients", "20", "--seconds", str(min(seconds, 20.0))])
+    network.main(
+        [
+            "--rate",
+            "16000",
+            "--clients",
+            "10",
+            "--format",
+            "binary",
+            "--seconds",
+            str(min(seconds, 20.0)),
+        ]
+    )
 
 
 if __name__ == "__main__":
