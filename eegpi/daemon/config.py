@@ -4,6 +4,7 @@ Example (every key optional; unknown keys are an error, so a typo never goes unn
 
     device:
       backend: auto            # auto | pi | mock
+      gpio: auto               # auto | gpiod | rpigpio (RPi.GPIO / rpi-lgpio fallback)
       spi_bus: 0
       spi_device: 0
       drdy_pin: 26

@@ -1,20 +1,25 @@
 """The ADS1299 hardware layer: backend selection, driver, acquisition.
 
 ``open_device`` builds the Pi backend classes over either the real libraries (``pi``: spidev +
-gpiod) or the emulator's stand-ins (``mock``); ``auto`` means ``pi`` when ``/dev/spidev*``
-exists and is otherwise an error, never a silent fall-back to the emulator.
+gpiod, or RPi.GPIO / rpi-lgpio for DRDY on old images) or the emulator's stand-ins (``mock``);
+``auto`` means ``pi`` when ``/dev/spidev*`` exists and is otherwise an error, never a silent
+fall-back to the emulator.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import glob
+import importlib.util
 from collections.abc import Callable, Mapping
 
 from eegpi.daemon.status import DeviceReport
 from eegpi.exc import HardwareError
 from eegpi.hardware.base import (
     Clock,
+    ControlPins,
+    DrdyLine,
     EdgeRequestLike,
     HardwareLink,
     OutputRequestLike,
@@ -32,8 +37,9 @@ from eegpi.hardware.pi import (
     gpiod_request_outputs,
     real_spidev,
 )
+from eegpi.hardware.rpigpio import RpiGpioDrdy, RpiGpioLike, RpiGpioPins, real_rpi_gpio
 
-__all__ = ["open_device", "open_link", "probe", "resolve_backend"]
+__all__ = ["open_device", "open_link", "probe", "resolve_backend", "resolve_gpio"]
 
 
 def resolve_backend(cfg: DeviceConfig) -> str:
@@ -56,12 +62,49 @@ def resolve_backend(cfg: DeviceConfig) -> str:
     )
 
 
+def resolve_gpio(cfg: DeviceConfig, backend: str) -> str:
+    """``gpiod`` or ``rpigpio`` for the configured GPIO library.
+
+    ``auto`` is gpiod when it is installed, else RPi.GPIO (or rpi-lgpio); the ``mock`` backend
+    uses the gpiod stand-in unless ``rpigpio`` is asked for.
+
+    Raises:
+        HardwareError: ``auto`` on the pi backend with neither library installed.
+    """
+    if cfg.gpio != "auto":
+        return cfg.gpio
+    if backend == "mock" or _importable("gpiod"):
+        return "gpiod"
+    if _importable("RPi.GPIO"):
+        return "rpigpio"
+    raise HardwareError(
+        errno.ENOENT,
+        "device.gpio: auto found neither the Python package gpiod (libgpiod v2) nor RPi.GPIO / "
+        "rpi-lgpio to watch DRDY; install eegpi[pi] (spidev + gpiod)",
+    )
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a missing parent package of a dotted name
+        return False
+
+
+def _control_lines(cfg: DeviceConfig) -> dict[str, int]:
+    named = (("reset", cfg.reset_pin), ("start", cfg.start_pin), ("pwdn", cfg.pwdn_pin))
+    return {name: pin for name, pin in named if pin is not None}
+
+
 def open_link(cfg: DeviceConfig, chips: int = 1) -> HardwareLink:
-    """Open SPI, DRDY and the control pins of the configured backend."""
+    """Open SPI, DRDY and the control pins of the configured backend and GPIO library."""
     backend = resolve_backend(cfg)
+    gpio = resolve_gpio(cfg, backend)
+    lines = _control_lines(cfg)
     spidev_factory: Callable[[], SpiDevLike]
     request_drdy: Callable[[str, int], EdgeRequestLike]
     request_outputs: Callable[[str, Mapping[str, int]], OutputRequestLike]
+    rpi_gpio: Callable[[], RpiGpioLike]
     clock: Clock
     if backend == "mock":
         from eegpi.hardware.emulator import EmulatedBoard
@@ -69,29 +112,35 @@ def open_link(cfg: DeviceConfig, chips: int = 1) -> HardwareLink:
         board = EmulatedBoard(cfg.emulator, chips)
         spidev_factory, request_drdy = board.spidev, board.request_drdy
         request_outputs, find_chip, clock = board.request_outputs, board.find_gpiochip, board.clock
+        rpi_gpio = functools.partial(board.rpi_gpio, cfg.drdy_pin, lines)
         path = "emulator"
     else:
         spidev_factory, request_drdy = real_spidev, gpiod_request_drdy
         request_outputs, find_chip, clock = gpiod_request_outputs, find_gpiochip, MonotonicClock()
+        rpi_gpio = functools.partial(real_rpi_gpio, cfg.gpiochip)
         path = cfg.spi_path
     spi = SpidevBus(cfg.spi_bus, cfg.spi_device, cfg.spi_speed_hz, spidev_factory)
+    drdy: DrdyLine
+    pins: ControlPins
     try:
-        chip_path = find_chip(cfg.gpiochip)
-        drdy = GpiodDrdy(request_drdy(chip_path, cfg.drdy_pin))
-        try:
-            lines = {
-                name: pin
-                for name, pin in (
-                    ("reset", cfg.reset_pin),
-                    ("start", cfg.start_pin),
-                    ("pwdn", cfg.pwdn_pin),
-                )
-                if pin is not None
-            }
-            pins = GpiodPins(request_outputs(chip_path, lines) if lines else None, lines)
-        except BaseException:
-            drdy.close()
-            raise
+        if gpio == "rpigpio":
+            module = rpi_gpio()
+            drdy = RpiGpioDrdy(module, cfg.drdy_pin, clock.monotonic_ns)
+            drdy_name = f"GPIO{cfg.drdy_pin} (RPi.GPIO)"
+            try:
+                pins = RpiGpioPins(module, lines)
+            except BaseException:
+                drdy.close()
+                raise
+        else:
+            chip_path = find_chip(cfg.gpiochip)
+            drdy = GpiodDrdy(request_drdy(chip_path, cfg.drdy_pin))
+            drdy_name = f"GPIO{cfg.drdy_pin} on {chip_path}"
+            try:
+                pins = GpiodPins(request_outputs(chip_path, lines) if lines else None, lines)
+            except BaseException:
+                drdy.close()
+                raise
     except BaseException:
         spi.close()
         raise
@@ -102,7 +151,7 @@ def open_link(cfg: DeviceConfig, chips: int = 1) -> HardwareLink:
         drdy=drdy,
         pins=pins,
         clock=clock,
-        drdy_name=f"GPIO{cfg.drdy_pin} on {chip_path}",
+        drdy_name=drdy_name,
     )
 
 

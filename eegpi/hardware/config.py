@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["AcquisitionMode", "Backend", "DeviceConfig", "EmulatorConfig"]
+__all__ = ["AcquisitionMode", "Backend", "DeviceConfig", "EmulatorConfig", "GpioLibrary"]
 
 Backend = Literal["auto", "pi", "mock"]
 AcquisitionMode = Literal["process", "thread"]
+GpioLibrary = Literal["auto", "gpiod", "rpigpio"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,10 @@ class DeviceConfig:
     spi_data_speed_hz: int = 8_000_000
     """SCLK for frame reads, which have no inter-byte limit (the chip allows 20 MHz); a frame
     must be clocked out well within one period (62.5 us at 16000 SPS)."""
+    gpio: GpioLibrary = "auto"
+    """Library for DRDY and the control pins: ``gpiod`` (libgpiod v2, kernel edge timestamps),
+    ``rpigpio`` (the RPi.GPIO API of RPi.GPIO or rpi-lgpio: user-space timestamps, a fallback
+    for old images), ``auto`` (gpiod when installed, else RPi.GPIO)."""
     gpiochip: str = "auto"
     """gpiochip path or label holding the DRDY line; ``auto`` finds the 40-pin header chip."""
     drdy_pin: int = 26
@@ -116,6 +121,8 @@ class DeviceConfig:
             raise ValueError(
                 f"device.acquisition: {self.acquisition!r} is not one of process, thread"
             )
+        if self.gpio not in ("auto", "gpiod", "rpigpio"):
+            raise ValueError(f"device.gpio: {self.gpio!r} is not one of auto, gpiod, rpigpio")
 
     @property
     def spi_path(self) -> str:

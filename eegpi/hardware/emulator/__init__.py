@@ -1,4 +1,4 @@
-"""The emulated ADS1299: a chip model plus stand-ins for the spidev and gpiod objects.
+"""The emulated ADS1299: a chip model plus stand-ins for the spidev, gpiod and RPi.GPIO objects.
 
 :class:`EmulatedBoard` hands out the factories the Pi backend classes accept, so the ``mock``
 backend is the ``pi`` backend wired to this board instead of the kernel.
@@ -16,6 +16,7 @@ from eegpi.hardware.emulator.kernel import (
     EmulatedOutputRequest,
     EmulatedSpiDev,
 )
+from eegpi.hardware.emulator.rpigpio import EmulatedRpiGpio
 
 __all__ = ["Ads1299Emulator", "EmulatedBoard", "channels_for_id"]
 
@@ -38,6 +39,10 @@ class EmulatedBoard:
     def request_outputs(self, chip_path: str, lines: Mapping[str, int]) -> EmulatedOutputRequest:
         """Stand-in for ``gpiod.request_lines`` of the RESET/START/PWDN outputs."""
         return EmulatedOutputRequest(self.chip, {offset: name for name, offset in lines.items()})
+
+    def rpi_gpio(self, drdy_pin: int, outputs: Mapping[str, int]) -> EmulatedRpiGpio:
+        """Stand-in for the ``RPi.GPIO`` module, with DRDY and ``outputs`` wired to the chip."""
+        return EmulatedRpiGpio(self.chip, drdy_pin, {pin: name for name, pin in outputs.items()})
 
     def find_gpiochip(self, spec: str) -> str:
         return "/dev/gpiochip0" if spec == "auto" else spec

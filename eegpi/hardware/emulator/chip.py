@@ -223,11 +223,37 @@ class Ads1299Emulator:
 
     def transfer(self, data: list[int], speed_hz: int, delay_usecs: int) -> list[int]:
         """One CS-low transaction: decode DIN byte by byte and return DOUT."""
+        stall_s = self._late_read_stall()
+        if stall_s:
+            # The host stalls between DRDY and its read: later results overwrite this one.
+            # Outside the lock, so DRDY edges keep falling (and being seen) meanwhile.
+            self.clock.sleep(stall_s)
         out = self._transfer(data, speed_hz, delay_usecs)
         if not self.clock.realtime:
             # Clocking the bytes takes time; virtual time must not stand still during a read.
             self.clock.sleep(len(data) * 8 / speed_hz + delay_usecs * 1e-6)
         return out
+
+    def _late_read_stall(self) -> float:
+        """Seconds the host stalls before this transfer: a frame read hit by the late-read fault."""
+        every = self.cfg.late_read_every
+        if not every:
+            return 0.0
+        with self._lock:
+            reads_frame = (
+                self.powered
+                and self.cfg.miso_stuck is None
+                and self.spi_mode == 1
+                and self.clock.monotonic_ns() >= self.reset_until_ns
+                and self.rdatac
+                and not self.standby
+            )
+            if not reads_frame:
+                return 0.0
+            self._frames_read += 1
+            if self._frames_read % every:
+                return 0.0
+            return self.cfg.late_read_periods * self._tdr_ns / 1e9
 
     def _transfer(self, data: list[int], speed_hz: int, delay_usecs: int) -> list[int]:
         with self._lock:
@@ -245,12 +271,6 @@ class Ads1299Emulator:
                 self.ignored_commands += 1
                 return [0] * n
             if self.rdatac and not self.standby:
-                self._frames_read += 1
-                every = self.cfg.late_read_every
-                if every and self._frames_read % every == 0:
-                    # The host stalls between DRDY and its read: later results overwrite this one.
-                    self.clock.sleep(self.cfg.late_read_periods * self._tdr_ns / 1e9)
-                    now = self.clock.monotonic_ns()
                 out = self._frame_bytes(now, n, speed_hz)
                 if any(data):
                     self._decode_in_rdatac(data, speed_hz, delay_usecs, now)

@@ -78,6 +78,16 @@ class VirtualClock(EmulatorClock):
         # Start at the host's monotonic time so edge timestamps map to plausible Unix times.
         self._now_ns = time.monotonic_ns()
         self._lock = threading.Lock()
+        self._moved = threading.Condition(self._lock)
+
+    def wait_moved(self, since_ns: int, timeout: float) -> bool:
+        """Wait (in real time) until someone moves time past ``since_ns``; False on timeout.
+
+        A thread that delivers DRDY edges on its own waits here for the reader to act, so
+        edges fall only as fast as they are read, as the gpiod stand-in's do.
+        """
+        with self._moved:
+            return self._moved.wait_for(lambda: self._now_ns > since_ns, timeout)
 
     def monotonic_ns(self) -> int:
         return self._now_ns
@@ -86,7 +96,10 @@ class VirtualClock(EmulatorClock):
         if seconds > 0:
             with self._lock:
                 self._now_ns += int(seconds * 1e9)
+                self._moved.notify_all()
 
     def sleep_until(self, t_ns: int) -> None:
         with self._lock:
-            self._now_ns = max(self._now_ns, t_ns)
+            if t_ns > self._now_ns:
+                self._now_ns = t_ns
+                self._moved.notify_all()
