@@ -16,22 +16,10 @@ import resource
 import time
 
 from eegpi.hardware.config import DeviceConfig, EmulatorConfig
-from eegpi.pipeline.stage import StageContext
+from eegpi.pipeline.stage import NullPublisher, StageContext
 from eegpi.pipeline.stages.source import Ads1299Source, Ads1299SourceParams
-from eegpi.stream import Block, StreamMeta
 
 __all__ = ["main"]
-
-
-class _NoPublisher:
-    def declare(self, topic: str, meta: StreamMeta) -> None:
-        pass
-
-    def publish(self, topic: str, block: Block) -> None:
-        pass
-
-    def retract(self, topic: str) -> None:
-        pass
 
 
 def _cpu_s() -> float:
@@ -58,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
         emulator=EmulatorConfig(realtime=not args.as_fast),
     )
     source = Ads1299Source("acquire", Ads1299SourceParams(sample_rate=args.rate, chips=args.chips))
-    source.open({}, StageContext(pipeline="bench", device=cfg, publisher=_NoPublisher()))
+    source.open({}, StageContext(pipeline="bench", device=cfg, publisher=NullPublisher()))
     blocks = samples = 0
     first_seq = last_end = -1
     try:

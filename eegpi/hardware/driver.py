@@ -87,7 +87,26 @@ def identify(id_register: int, path: str) -> ChipIdentity:
     raise HardwareError(f"no ADS1299 on {path}: ID register read 0x{id_register:02X}; {cause}")
 
 
-class Ads1299:
+class ChainShape:
+    """Channel and frame geometry of a chain, from the ID register and the chip count."""
+
+    identity: ChipIdentity | None
+    chips: int
+
+    @property
+    def channels_per_chip(self) -> int:
+        return self.identity.channels_per_chip if self.identity else 8
+
+    @property
+    def channels(self) -> int:
+        return self.chips * self.channels_per_chip
+
+    @property
+    def frame_len(self) -> int:
+        return self.chips * frame_size(self.channels_per_chip)
+
+
+class Ads1299(ChainShape):
     """One ADS1299 (or a daisy chain of ``chips``) behind a :class:`HardwareLink`."""
 
     def __init__(
@@ -119,18 +138,6 @@ class Ads1299:
     @property
     def path(self) -> str:
         return self.link.path
-
-    @property
-    def channels_per_chip(self) -> int:
-        return self.identity.channels_per_chip if self.identity else 8
-
-    @property
-    def channels(self) -> int:
-        return self.chips * self.channels_per_chip
-
-    @property
-    def frame_len(self) -> int:
-        return self.chips * frame_size(self.channels_per_chip)
 
     # --- low level ---------------------------------------------------------------------------
 
@@ -270,7 +277,7 @@ class Ads1299:
 
 
 @dataclass(frozen=True)
-class DeviceSnapshot:
+class DeviceSnapshot(ChainShape):
     """The driver's state a report or a consumer needs, without the hardware link.
 
     The acquisition process sends one to the daemon after opening and configuring the chip, so
@@ -285,18 +292,6 @@ class DeviceSnapshot:
     """Register file of chip 1 as read back after the last configuration."""
     realtime: bool = True
     """DRDY falls in wall-clock time (a board, or the emulator in real-time mode)."""
-
-    @property
-    def channels_per_chip(self) -> int:
-        return self.identity.channels_per_chip if self.identity else 8
-
-    @property
-    def channels(self) -> int:
-        return self.chips * self.channels_per_chip
-
-    @property
-    def frame_len(self) -> int:
-        return self.chips * frame_size(self.channels_per_chip)
 
 
 def device_report(

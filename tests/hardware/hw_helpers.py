@@ -7,20 +7,9 @@ from typing import Any
 import numpy as np
 
 from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig
-from eegpi.pipeline.stage import StageContext
+from eegpi.pipeline.stage import NullPublisher, StageContext
 from eegpi.pipeline.stages.source import Ads1299Source, Ads1299SourceParams
-from eegpi.stream import Block, StreamMeta
-
-
-class NullPublisher:
-    def declare(self, topic: str, meta: StreamMeta) -> None:
-        pass
-
-    def publish(self, topic: str, block: Block) -> None:
-        pass
-
-    def retract(self, topic: str) -> None:
-        pass
+from eegpi.stream import Block
 
 
 def mock_config(
