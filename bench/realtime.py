@@ -108,6 +108,9 @@ def run(rate: int, seconds: float, acquisition: AcquisitionMode, chips: int = 1)
         child = source._process.pid if source._process is not None else None
         wall0, cpu0, child0 = time.monotonic(), _self_cpu_s(), _pid_cpu_s(child)
         stats0 = runner.snapshot().stats
+        acq0 = source._acq
+        missed0 = acq0.missed if acq0 is not None else 0
+        overflowed0 = acq0.overflowed if acq0 is not None else 0
         time.sleep(seconds)  # a benchmark, not a test: the run is the measurement
         wall = time.monotonic() - wall0
         cpu, child_cpu = _self_cpu_s() - cpu0, _pid_cpu_s(child) - child0
@@ -115,8 +118,9 @@ def run(rate: int, seconds: float, acquisition: AcquisitionMode, chips: int = 1)
         acq = source._acq
         priority = acq.priority_set if acq is not None else False
         nice = acq.nice_set if acq is not None else False
-        missed = acq.missed if acq is not None else 0
-        overflowed = acq.overflowed if acq is not None else 0
+        # counted over the measured window only, like `dropped` below
+        missed = (acq.missed if acq is not None else 0) - missed0
+        overflowed = (acq.overflowed if acq is not None else 0) - overflowed0
     finally:
         runner.stop()
     acquired = snap.stats.samples_acquired - stats0.samples_acquired
