@@ -226,7 +226,8 @@ class PipelineManager:
         ctx = StageContext(
             pipeline=name, device=self._device, publisher=self._publisher, data_dir=self._data_dir
         )
-        runner = PipelineRunner(spec, ctx, on_change=lambda: self._from_thread(name))
+        runner = PipelineRunner(spec, ctx)
+        runner.on_change = lambda: self._from_thread(name, runner)
         entry.state, entry.last_error, entry.runner = PipelineState.STARTING, "", runner
         entry.stats, entry.device = None, None
         self._notify()
@@ -308,18 +309,18 @@ class PipelineManager:
         )
         self._notify()
 
-    def _from_thread(self, name: str) -> None:
+    def _from_thread(self, name: str, runner: PipelineRunner) -> None:
         """Called by a pipeline thread when it ends (any thread)."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
         with contextlib.suppress(RuntimeError):  # loop closing during shutdown
-            loop.call_soon_threadsafe(self._runner_ended, name)
+            loop.call_soon_threadsafe(self._runner_ended, name, runner)
 
-    def _runner_ended(self, name: str) -> None:
+    def _runner_ended(self, name: str, runner: PipelineRunner) -> None:
         entry = self._entries.get(name)
-        if entry is None or entry.runner is None or entry.state is not PipelineState.RUNNING:
-            return  # a stop() in progress handles it
+        if entry is None or entry.runner is not runner or entry.state is not PipelineState.RUNNING:
+            return  # a stop() in progress handles it, or a newer run has begun
         self._finish(entry, entry.runner)
         if entry.removed:
             del self._entries[name]

@@ -50,7 +50,8 @@ class PipelineRunner:
     ) -> None:
         self.spec = spec
         self._ctx = ctx
-        self._on_change = on_change
+        self.on_change = on_change
+        """Called (from any thread) when the pipeline thread ends."""
         self._stages: list[Stage] = []
         self._source: SourceStage | None = None
         self._metas: dict[str, Mapping[str, StreamMeta]] = {}
@@ -197,7 +198,7 @@ class PipelineRunner:
             except Exception:
                 log.exception("stopping the source of %s failed", self.spec.name)
         self._close_stages()
-        self._on_change()
+        self.on_change()
 
     def _close_stages(self) -> None:
         for stage in reversed(self._stages):
