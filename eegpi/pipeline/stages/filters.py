@@ -26,7 +26,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -157,36 +157,35 @@ class CutoffParams:
         _check_order(self.order)
 
 
+class _CutoffFilter(FilterStage):
+    """A Butterworth filter with one cut-off; subclasses name the kind."""
+
+    Params = CutoffParams
+    btype: ClassVar[Literal["highpass", "lowpass"]]
+
+    def design(self, sample_rate: float) -> FloatArray:
+        p: CutoffParams = self.params
+        _below_nyquist("cutoff_hz", p.cutoff_hz, sample_rate)
+        sos: FloatArray = signal.butter(
+            p.order, p.cutoff_hz, btype=self.btype, fs=sample_rate, output="sos"
+        )
+        return sos
+
+
 @register
-class Highpass(FilterStage):
+class Highpass(_CutoffFilter):
     """Butterworth high-pass: removes electrode drift and DC offset."""
 
     type_name = "highpass"
-    Params = CutoffParams
-
-    def design(self, sample_rate: float) -> FloatArray:
-        p: CutoffParams = self.params
-        _below_nyquist("cutoff_hz", p.cutoff_hz, sample_rate)
-        sos: FloatArray = signal.butter(
-            p.order, p.cutoff_hz, btype="highpass", fs=sample_rate, output="sos"
-        )
-        return sos
+    btype = "highpass"
 
 
 @register
-class Lowpass(FilterStage):
+class Lowpass(_CutoffFilter):
     """Butterworth low-pass: removes muscle and mains content above the band of interest."""
 
     type_name = "lowpass"
-    Params = CutoffParams
-
-    def design(self, sample_rate: float) -> FloatArray:
-        p: CutoffParams = self.params
-        _below_nyquist("cutoff_hz", p.cutoff_hz, sample_rate)
-        sos: FloatArray = signal.butter(
-            p.order, p.cutoff_hz, btype="lowpass", fs=sample_rate, output="sos"
-        )
-        return sos
+    btype = "lowpass"
 
 
 @dataclass(frozen=True)
