@@ -104,3 +104,12 @@ def test_bad_hostport(bad: str) -> None:
 
 def test_hostport_ipv6() -> None:
     assert split_hostport("[::1]:9001", "--ws") == ("::1", 9001)
+
+
+def test_shipped_example_config_loads() -> None:
+    from tests.conftest import REPO
+
+    cfg = load_config(REPO / "systemd" / "eegpi.yaml")
+    assert cfg.device.drdy_pin == 26 and cfg.device.acquisition == "process"
+    assert cfg.grpc.listen == "0.0.0.0:50051" and cfg.grpc.token_file
+    assert cfg.autostart == ("default",)
