@@ -8,6 +8,7 @@ backend classes as a Pi. The ``*Like`` protocols below spell out the library sur
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,11 +19,19 @@ __all__ = [
     "DrdyLine",
     "EdgeEventLike",
     "EdgeRequestLike",
+    "EdgeType",
     "HardwareLink",
     "OutputRequestLike",
     "SpiBus",
     "SpiDevLike",
 ]
+
+
+class EdgeType(enum.Enum):
+    """Mirrors ``gpiod.EdgeEvent.Type``."""
+
+    RISING_EDGE = 1
+    FALLING_EDGE = 2
 
 
 class SpiDevLike(Protocol):

@@ -22,7 +22,6 @@ Weaker than gpiod, and why gpiod stays the default:
 from __future__ import annotations
 
 import contextlib
-import enum
 import errno
 import importlib
 import os
@@ -35,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from eegpi.exc import HardwareError
+from eegpi.hardware.base import EdgeType
 
 __all__ = [
     "EVENT_BUFFER_SIZE",
@@ -83,13 +83,6 @@ class RpiGpioLike(Protocol):
     def output(self, channel: int, value: int) -> Any: ...
 
     def cleanup(self, channel: int | None = ...) -> Any: ...
-
-
-class EdgeType(enum.Enum):
-    """Mirrors ``gpiod.EdgeEvent.Type``; only falling edges are watched."""
-
-    RISING_EDGE = 1
-    FALLING_EDGE = 2
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,24 +8,17 @@ the oldest on overflow, so a slow reader sees a jump in ``line_seqno``.
 
 from __future__ import annotations
 
-import enum
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from eegpi.hardware.base import EdgeType
 from eegpi.hardware.emulator.chip import Ads1299Emulator
 
 __all__ = ["EmulatedEdgeEvent", "EmulatedEdgeRequest", "EmulatedOutputRequest", "EmulatedSpiDev"]
 
 _SLICE_NS = 10_000_000
 """Longest real-time sleep while nothing is scheduled, so a START from elsewhere is seen."""
-
-
-class EdgeType(enum.Enum):
-    """Mirrors ``gpiod.EdgeEvent.Type``."""
-
-    RISING_EDGE = 1
-    FALLING_EDGE = 2
 
 
 @dataclass(frozen=True, slots=True)
