@@ -16,8 +16,8 @@ from eegpi.cli.output import (
     uptime,
 )
 from eegpi.cli.tail import fetch_topic_meta
-from eegpi.daemon.status import PipelineStatus
 from eegpi.rpc import convert
+from eegpi.status import PipelineStatus
 from eegpi.v1 import control_pb2 as pb
 from eegpi.v1 import device_pb2 as dpb
 

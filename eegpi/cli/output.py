@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from eegpi.daemon.status import PipelineState, PipelineStatus
+from eegpi.status import PipelineState, PipelineStatus
 
 __all__ = ["format_duration", "key_values", "print_json", "record_json", "table", "uptime"]
 

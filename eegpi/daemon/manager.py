@@ -18,16 +18,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from eegpi.daemon.status import (
-    DeviceInfo,
-    DeviceReport,
-    LoadError,
-    PipelineInfo,
-    PipelineState,
-    PipelineStatus,
-    ReloadResult,
-    TopicStatus,
-)
 from eegpi.exc import (
     ConfigError,
     DeviceBusy,
@@ -39,6 +29,16 @@ from eegpi.hardware.config import DeviceConfig
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import PipelineSpec, load_pipeline_file
 from eegpi.pipeline.stage import SourceStats, StageContext, TopicPublisher
+from eegpi.status import (
+    DeviceInfo,
+    DeviceReport,
+    LoadError,
+    PipelineInfo,
+    PipelineState,
+    PipelineStatus,
+    ReloadResult,
+    TopicStatus,
+)
 
 __all__ = ["PipelineManager"]
 

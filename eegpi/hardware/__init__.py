@@ -14,7 +14,6 @@ import glob
 import importlib.util
 from collections.abc import Callable, Mapping
 
-from eegpi.daemon.status import DeviceReport
 from eegpi.exc import HardwareError
 from eegpi.hardware.base import (
     Clock,
@@ -38,6 +37,7 @@ from eegpi.hardware.pi import (
     real_spidev,
 )
 from eegpi.hardware.rpigpio import RpiGpioDrdy, RpiGpioLike, RpiGpioPins, real_rpi_gpio
+from eegpi.status import DeviceReport
 
 __all__ = ["open_device", "open_link", "probe", "resolve_backend", "resolve_gpio"]
 

@@ -24,9 +24,9 @@ from eegpi.ads1299.registers import (
     Reg,
 )
 from eegpi.ads1299.settings import ChipSettings
-from eegpi.daemon.status import DeviceReport, LeadOffChannel, RegisterValue
 from eegpi.exc import HardwareError
 from eegpi.hardware.base import HardwareLink
+from eegpi.status import DeviceReport, LeadOffChannel, RegisterValue
 
 __all__ = [
     "CHIP_NAMES",

@@ -1,4 +1,4 @@
-"""Status records (eegpi.daemon.status) <-> protobuf messages (eegpi.v1).
+"""Status records (eegpi.status) <-> protobuf messages (eegpi.v1).
 
 Only the rpc layer and the CLI's client see protobuf types; the rest of eegpi speaks in the plain
 records, so this module is the one place where the two meet.
@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from eegpi.daemon.status import (
+from eegpi.status import (
     DeviceInfo,
     DeviceReport,
     LeadOffChannel,

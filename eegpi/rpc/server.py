@@ -15,10 +15,10 @@ from grpc_health.v1.health import SERVICE_NAME as HEALTH_SERVICE
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from eegpi.daemon.status import ControlPlane
 from eegpi.exc import ConfigError
 from eegpi.rpc.auth import BearerTokenInterceptor
 from eegpi.rpc.servicer import DeviceServicer, PipelineControlServicer
+from eegpi.status import ControlPlane
 from eegpi.v1 import control_pb2, control_pb2_grpc, device_pb2, device_pb2_grpc
 
 __all__ = ["SERVICE_NAMES", "GrpcServer", "is_loopback", "start_grpc_server"]

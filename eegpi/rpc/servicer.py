@@ -14,7 +14,6 @@ from typing import Any, NoReturn
 
 import grpc
 
-from eegpi.daemon.status import ControlPlane
 from eegpi.exc import (
     ConfigError,
     EegpiError,
@@ -24,6 +23,7 @@ from eegpi.exc import (
     StageError,
 )
 from eegpi.rpc import convert
+from eegpi.status import ControlPlane
 from eegpi.v1 import control_pb2 as pb
 from eegpi.v1 import control_pb2_grpc, device_pb2_grpc
 from eegpi.v1 import device_pb2 as dpb

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eegpi.cli.output import format_duration, key_values, table, uptime
-from eegpi.daemon.status import PipelineState, PipelineStatus
+from eegpi.status import PipelineState, PipelineStatus
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
-from eegpi.daemon.status import (
+from eegpi.exc import DeviceBusy, HardwareError, PipelineNotFound, PipelineStateError
+from eegpi.status import (
     DeviceInfo,
     DeviceReport,
     LeadOffChannel,
@@ -23,7 +24,6 @@ from eegpi.daemon.status import (
     ReloadResult,
     TopicStatus,
 )
-from eegpi.exc import DeviceBusy, HardwareError, PipelineNotFound, PipelineStateError
 
 __all__ = ["BAD_FILE", "DEVICE", "NO_CHIP", "FakeControlPlane"]
 

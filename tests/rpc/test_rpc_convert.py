@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from eegpi.daemon.status import PipelineInfo, PipelineState, PipelineStatus, TopicStatus
 from eegpi.rpc import convert
+from eegpi.status import PipelineInfo, PipelineState, PipelineStatus, TopicStatus
 from eegpi.v1 import control_pb2 as pb
 from tests.rpc.rpc_fakes import DEVICE
 

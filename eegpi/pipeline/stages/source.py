@@ -30,7 +30,6 @@ from eegpi.ads1299.settings import (
     TestSignal,
     chain_settings,
 )
-from eegpi.daemon.status import DeviceReport
 from eegpi.exc import ConfigError, HardwareError
 from eegpi.hardware import open_device
 from eegpi.hardware.acquisition import Acquisition, FrameSource
@@ -39,6 +38,7 @@ from eegpi.hardware.driver import Ads1299, DeviceSnapshot, device_report
 from eegpi.hardware.process import AcquisitionProcess
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import SourceStage, SourceStats, StageContext
+from eegpi.status import DeviceReport
 from eegpi.stream import Block, StreamMeta
 
 __all__ = ["Ads1299Source", "Ads1299SourceParams"]

@@ -1,4 +1,9 @@
-"""Plain status records the control plane reports (the rpc layer converts them to protobuf)."""
+"""The status vocabulary shared by every layer: pipeline states, device reports, the control plane.
+
+Plain records the control plane reports (the rpc layer converts them to protobuf). It sits at the
+package top, beside :mod:`eegpi.stream` and :mod:`eegpi.exc`, so the hardware and pipeline layers
+can describe themselves without reaching up into the daemon.
+"""
 
 from __future__ import annotations
 
