@@ -3,7 +3,8 @@
 Everything that can be checked without touching hardware is checked here, and every error names
 the file, the stage and the field, so a user can fix the YAML without reading code:
 
-* YAML syntax (with line and column), document shape, unknown keys;
+* YAML syntax (with line and column), duplicate keys, the size limits of
+  :mod:`eegpi.safe_yaml` and :data:`MAX_STAGES`, document shape, unknown keys;
 * stage names (present, unique), types (registered), params (known fields, required fields,
   basic types, then the stage's own value checks);
 * inputs (existing stage, existing output port, as many as the stage has input ports);
@@ -25,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from eegpi.exc import ConfigError
 from eegpi.pipeline import registry
 from eegpi.pipeline.stage import SourceStage, Stage
+from eegpi.safe_yaml import MAX_ERROR_VALUE_CHARS, clip_message, load_yaml_file, short_repr
 
 __all__ = [
+    "MAX_STAGES",
     "InputRef",
     "PipelineSpec",
     "StageSpec",
@@ -42,6 +43,8 @@ __all__ = [
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _PIPELINE_KEYS = {"name", "description", "stages"}
 _STAGE_KEYS = {"name", "type", "params", "inputs"}
+MAX_STAGES = 256
+"""Stages in one pipeline; real ones have a handful, and every stage costs a thread's time."""
 
 
 @dataclass(frozen=True)
@@ -94,23 +97,17 @@ class PipelineSpec:
 
 
 def load_pipeline_file(path: str | Path) -> PipelineSpec:
-    """Read and validate one pipeline file; ConfigError names file, stage and field."""
+    """Read and validate one pipeline file; ConfigError names file, stage and field.
+
+    Safe on hostile files (see :mod:`eegpi.safe_yaml`): bounded in size, time, memory and
+    error length.
+    """
     p = Path(path)
+    doc = load_yaml_file(p, "pipeline file")
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such pipeline file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot read pipeline file: {exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{p}: invalid YAML{where}: {exc.problem}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
-    return parse_pipeline(doc, str(p))
+        return parse_pipeline(doc, str(p))
+    except ConfigError as exc:
+        raise ConfigError(clip_message(str(exc))) from None
 
 
 def parse_pipeline(doc: Any, path: str = "<pipeline>") -> PipelineSpec:
@@ -125,7 +122,7 @@ def parse_pipeline(doc: Any, path: str = "<pipeline>") -> PipelineSpec:
     name = doc.get("name")
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ConfigError(
-            f"{path}: 'name' must be a word of letters, digits, '_' or '-' (got {name!r})"
+            f"{path}: 'name' must be a word of letters, digits, '_' or '-' (got {short_repr(name)})"
         )
     description = doc.get("description", "")
     if not isinstance(description, str):
@@ -133,6 +130,10 @@ def parse_pipeline(doc: Any, path: str = "<pipeline>") -> PipelineSpec:
     raw_stages = doc.get("stages")
     if not isinstance(raw_stages, list) or not raw_stages:
         raise ConfigError(f"{path}: 'stages' must be a non-empty list of stages")
+    if len(raw_stages) > MAX_STAGES:
+        raise ConfigError(
+            f"{path}: {len(raw_stages)} stages; a pipeline may have at most {MAX_STAGES}"
+        )
 
     parsed: dict[str, StageSpec] = {}
     for index, raw in enumerate(raw_stages):
@@ -158,7 +159,7 @@ def parse_pipeline(doc: Any, path: str = "<pipeline>") -> PipelineSpec:
         topic = str(getattr(st.params, st.cls.topic_param))
         if topic in seen:
             raise ConfigError(
-                f"{path}: stage '{st.name}': topic {topic!r} is already published by "
+                f"{path}: stage '{st.name}': topic {short_repr(topic)} is already published by "
                 f"stage '{seen[topic]}'"
             )
         seen[topic] = st.name
@@ -234,7 +235,8 @@ def build_params(cls: type[Stage], raw: Mapping[str, Any], where: str) -> Any:
         prefix = f"{where}: param '{field}'" if field else f"{where}: params"
         if field:
             msg = msg[len(field) :].lstrip(": ")
-        raise ConfigError(f"{prefix}: {msg}") from None
+        # A stage may quote the offending value in full; keep what precedes and follows it.
+        raise ConfigError(f"{prefix}: {clip_message(msg, 2 * MAX_ERROR_VALUE_CHARS)}") from None
 
 
 def _coerce(value: Any, hint: Any, where: str) -> Any:
@@ -256,7 +258,7 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
     ):
         return value
     names = " or ".join(sorted("null" if t is type(None) else t.__name__ for t in allowed))
-    raise ConfigError(f"{where}: expected {names}, got {value!r}")
+    raise ConfigError(f"{where}: expected {names}, got {short_repr(value)}")
 
 
 def _scalar_types(hint: Any) -> set[type] | None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from eegpi.exc import ConfigError
-from eegpi.pipeline.spec import load_pipeline_file, parse_pipeline
+from eegpi.pipeline.spec import MAX_STAGES, load_pipeline_file, parse_pipeline
+from eegpi.safe_yaml import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,7 +81,7 @@ def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_pipeline_file(bad)
     msg = str(info.value)
-    assert str(bad) in msg and "invalid YAML" in msg and "line" in msg
+    assert msg.startswith(f"{bad}:5: invalid YAML") and "column" in msg
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -192,3 +196,153 @@ def test_bad_names() -> None:
     doc = _doc()
     doc["stages"] = []
     assert "non-empty list" in _error(doc)
+
+
+# -- what YAML means, and what a hostile file cannot do ----------------------------------------
+
+SOURCE_ONLY = (
+    "name: demo\nstages:\n  - name: acquire\n    type: ads1299_source\n    params: {PARAMS}\n"
+)
+
+
+def _load(tmp_path: Path, text: str, name: str = "demo.yaml") -> Any:
+    path = tmp_path / name
+    path.write_text(text)
+    return load_pipeline_file(path)
+
+
+def _load_error(tmp_path: Path, text: str, name: str = "demo.yaml") -> str:
+    with pytest.raises(ConfigError) as info:
+        _load(tmp_path, text, name)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("word", ["off", "Off", "OFF"])
+def test_documented_off_input_is_the_off_input(tmp_path: Path, word: str) -> None:
+    spec = _load(tmp_path, SOURCE_ONLY.replace("PARAMS", f"input: {word}".lower()))
+    params = spec.source.params
+    assert params.input == "off"
+    chset = params.chain(8).channels[0].chset
+    assert chset & 0x80, "CHnSET.PD must be set for the off input"
+
+
+def test_off_in_a_per_channel_input_list(tmp_path: Path) -> None:
+    inputs = "[normal, off, normal, off, normal, normal, normal, off]"
+    spec = _load(tmp_path, SOURCE_ONLY.replace("PARAMS", f"input: {inputs}"))
+    assert spec.source.params.input[1] == "off" and spec.source.params.input[7] == "off"
+
+
+@pytest.mark.parametrize("word", ["on", "On", "ON", "yes", "Yes", "no", "NO", "y", "n", "Y", "N"])
+def test_yaml11_booleans_are_strings_not_booleans(tmp_path: Path, word: str) -> None:
+    """A bool param given a YAML 1.1 word is refused, not silently read as true/false."""
+    msg = _load_error(tmp_path, SOURCE_ONLY.replace("PARAMS", f"srb1: {word}"))
+    assert "srb1" in msg and repr(word) in msg
+
+
+@pytest.mark.parametrize(
+    ("word", "value"),
+    [
+        ("true", True),
+        ("True", True),
+        ("TRUE", True),
+        ("false", False),
+        ("False", False),
+        ("FALSE", False),
+    ],
+)
+def test_every_bool_param_takes_true_and_false(tmp_path: Path, word: str, value: bool) -> None:
+    text = SOURCE_ONLY.replace(
+        "PARAMS", f"srb1: {word}, srb2: {word}, bias: {word}, lead_off: {word}"
+    )
+    params = _load(tmp_path, text).source.params
+    assert params.srb1 is value and params.srb2 is value and params.bias is value
+    assert params.lead_off is value
+    per_channel = _load(tmp_path, SOURCE_ONLY.replace("PARAMS", f"srb2: [{', '.join([word] * 8)}]"))
+    assert per_channel.source.params.srb2 == [value] * 8
+
+
+def test_duplicate_key_names_file_and_line(tmp_path: Path) -> None:
+    text = "name: demo\nstages:\n  - name: acquire\n    type: ads1299_source\n    name: other\n"
+    msg = _load_error(tmp_path, text)
+    assert msg.startswith(f"{tmp_path / 'demo.yaml'}:5: key 'name' appears twice")
+    assert "line 3" in msg
+
+
+def test_duplicate_param_is_refused(tmp_path: Path) -> None:
+    msg = _load_error(tmp_path, SOURCE_ONLY.replace("PARAMS", "gain: 24, gain: 1"))
+    assert ":5: key 'gain' appears twice" in msg
+
+
+def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    text = GOOD + "#" + "x" * MAX_FILE_BYTES + "\n"
+    msg = _load_error(tmp_path, text)
+    assert "too large for a pipeline file" in msg and "1 MiB" in msg and len(msg) < 300
+
+
+def test_too_many_stages(tmp_path: Path) -> None:
+    stages = "".join(
+        f"  - {{name: v{i}, type: to_voltage, inputs: [acquire]}}\n" for i in range(MAX_STAGES)
+    )
+    text = "name: demo\nstages:\n  - {name: acquire, type: ads1299_source}\n" + stages
+    msg = _load_error(tmp_path, text)
+    assert f"{MAX_STAGES + 1} stages" in msg and f"at most {MAX_STAGES}" in msg
+    _load(tmp_path, text.rsplit("  - ", 1)[0])  # exactly MAX_STAGES is fine
+
+
+def test_too_many_nodes(tmp_path: Path) -> None:
+    text = GOOD + "description: [" + ", ".join(["1"] * MAX_NODES) + "]\n"
+    msg = _load_error(tmp_path, text)
+    assert f"more than {MAX_NODES} values" in msg and len(msg) < 300
+
+
+def billion_laughs(levels: int = 9) -> str:
+    """Under 1 KB of YAML whose ``name`` expands to 9**levels strings when walked or printed."""
+    lists = ["&l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lists += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return f"stages: []\ndescription: [{', '.join(lists)}]\nname: *l{levels - 1}\n"
+
+
+def test_billion_laughs_is_refused_quickly_with_little_memory(tmp_path: Path) -> None:
+    text = billion_laughs(8)  # 43 million strings: hundreds of MB as an error message
+    assert len(text) < 1000
+    tracemalloc.start()
+    try:
+        msg = _load_error(tmp_path, text)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+    assert "aliases count as what they repeat" in msg and len(msg) < 300
+
+
+def test_alias_expansion_reaching_validation_is_quoted_short(tmp_path: Path) -> None:
+    """Below the node cap an alias-heavy value still reaches errors only as a short quote."""
+    text = "x: &x [" + ", ".join(["abcdefghij"] * 50) + "]\ny: &y [" + ", ".join(["*x"] * 50)
+    text += "]\nname: [*y, *y, *y, *y]\nstages: []\n"
+    msg = _load_error(tmp_path, text)
+    assert "'name'" in msg and len(msg) < 500
+
+
+def test_deep_nesting_is_refused(tmp_path: Path) -> None:
+    msg = _load_error(tmp_path, GOOD + "description: " + "[" * 200 + "]" * 200 + "\n")
+    assert f"nested more than {MAX_DEPTH} levels" in msg
+
+
+def test_recursive_alias_is_refused(tmp_path: Path) -> None:
+    msg = _load_error(tmp_path, GOOD + "description: &d [*d]\n")
+    assert "refers to a node that contains it" in msg
+
+
+def test_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_pipeline_file(fifo)
+
+
+def test_long_values_are_quoted_short(tmp_path: Path) -> None:
+    long_name = "x" * 100_000
+    msg = _load_error(tmp_path, SOURCE_ONLY.replace("PARAMS", f"input: {long_name}"))
+    assert "param 'input'" in msg and len(msg) < 600, len(msg)
+    msg = _load_error(tmp_path, f"name: {long_name}!\nstages: []\n")
+    assert len(msg) < 600, len(msg)
