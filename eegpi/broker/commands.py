@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 __all__ = [
     "DEFAULT_MAX_LATENCY_MS",
+    "LATENCY_STEPS_MS",
     "MAX_LATENCY_MS_RANGE",
     "TOPIC_PATTERN",
     "Command",
@@ -27,6 +28,13 @@ __all__ = [
 DEFAULT_MAX_LATENCY_MS = 10.0
 MAX_LATENCY_MS_RANGE = (0.0, 1000.0)
 """0 sends every block as soon as it arrives; 1000 ms is the most batching allowed."""
+LATENCY_STEPS_MS = (0.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0)
+"""A requested ``max_latency_ms`` is rounded down to one of these (the ack says which).
+
+Subscribers share an encoded message only when they share the latency, so free choice would
+let every client cost its own encode; a few steps keep a topic at a handful of groups, and
+rounding down never makes a client wait longer than it asked for.
+"""
 TOPIC_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 Format = Literal["json", "binary"]
@@ -110,7 +118,7 @@ def _max_latency(value: Any) -> float:
         raise CommandError(
             "bad_request", f'"max_latency_ms" must be between {low:g} and {high:g}, got {value!r}'
         )
-    return float(value)
+    return max(step for step in LATENCY_STEPS_MS if step <= value)
 
 
 def parse_command(text: str) -> Command:

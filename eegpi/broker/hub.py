@@ -1,6 +1,8 @@
 """The topic hub: which topics exist, who subscribes to what, and the fan-out of data messages.
 
-Subscribers of a topic are grouped by (format, max_latency_ms). Each group has one
+Subscribers of a topic are grouped by (format, max_latency_ms); the latency is one of a few
+fixed steps (:data:`~eegpi.broker.commands.LATENCY_STEPS_MS`), so however many clients ask for
+however many latencies, a topic has at most a handful of groups. Each group has one
 :class:`~eegpi.broker.batching.Batcher`; every message it cuts is encoded once and the same
 object is queued to every member, so a topic costs one encode per message however many clients
 watch it. Fan-out only appends to bounded per-client queues (:class:`ClientSession`), so a slow
@@ -190,16 +192,20 @@ class TopicHub:
             for name, entry in sorted(self._topics.items())
             if entry.meta is not None
         ]
-        waiting = set(self._expected or ()) | {
-            name for name, entry in self._topics.items() if entry.meta is None
-        }
-        return {"topics": declared, "pending": sorted(waiting)}
+        running = {topic["name"] for topic in declared}
+        waiting = set(self._expected or ()) | set(self._topics)
+        return {"topics": declared, "pending": sorted(waiting - running)}
 
     # ---- client side (called by the server) ----------------------------------------------
 
     def attach(self, session: ClientSession) -> None:
         self._sessions[session] = {}
         self.stats.connections_total += 1
+        session.idle_since = asyncio.get_running_loop().time()
+
+    def subscriptions(self, session: ClientSession) -> int:
+        """Subscriptions the session holds (0 for a session that is not attached)."""
+        return len(self._sessions.get(session, ()))
 
     def detach(self, session: ClientSession) -> None:
         for topic in list(self._sessions.get(session, {})):
@@ -236,6 +242,7 @@ class TopicHub:
             group.reset(entry.meta)
         group.members[session] = None
         held[request.topic] = request
+        session.idle_since = None
         session.notify(self._ack(entry, request))
 
     def unsubscribe(self, session: ClientSession, topic: str) -> None:
@@ -272,7 +279,10 @@ class TopicHub:
         return ack
 
     def _leave(self, session: ClientSession, topic: str) -> None:
-        request = self._sessions[session].pop(topic)
+        held = self._sessions[session]
+        request = held.pop(topic)
+        if not held:
+            session.idle_since = asyncio.get_running_loop().time()
         entry = self._topics[topic]
         key = (request.format, request.max_latency_ms)
         group = entry.groups[key]

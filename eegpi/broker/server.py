@@ -2,9 +2,16 @@
 
 One port serves everything so a browser on the LAN needs nothing but the Pi's address. The HTTP
 side answers in ``process_request`` before any upgrade: static viewer files, a JSON health
-record, 403 for an Origin outside the allow-list, 503 beyond ``max_clients``. Each connection
-runs in its own handler; any failure there is logged with the peer and closes that connection
-only (1011), never the listener or other clients.
+record, 403 for a Host or Origin that is not this appliance's (:mod:`eegpi.broker.access`), 401
+without the configured token, 503 beyond ``max_clients`` or ``max_clients_per_address``. A
+connection that holds no subscription for ``idle_timeout_s`` is closed (1008), so idle sockets
+cannot keep the slots. Each connection runs in its own handler; any failure there is logged
+with the peer and closes that connection only (1011), never the listener or other clients.
+
+What may sit unsent below a client's queue is bounded (``TCP_NOTSENT_LOWAT`` on the socket, a
+small transport write limit): without that, kernel buffers absorb a minute of a 250 SPS stream
+for a client that stopped reading, and the queue, which counts losses and tells the client,
+never sees the backlog.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import email.utils
 import http
 import json
 import logging
+import socket
 import time
 from collections.abc import Sequence
 from importlib import resources
@@ -24,7 +32,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
+from eegpi.broker.access import SUBPROTOCOL, AccessPolicy, Refusal
 from eegpi.broker.commands import (
     CommandError,
     ListTopics,
@@ -54,6 +64,10 @@ COMMAND_BURST = 40
 """Token bucket per connection: commands beyond it get ``rate_limited``."""
 FLOOD_LIMIT = 200
 """Refused commands in a row after which the connection is closed with 1008."""
+SEND_LOWAT_BYTES = 8 * 1024
+"""Unsent bytes the kernel may hold for a client (``TCP_NOTSENT_LOWAT``); not in-flight ones."""
+WRITE_LIMIT = (8 * 1024, 2 * 1024)
+"""High and low water marks of the transport's own buffer; above high, a send waits."""
 
 _STATIC = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -61,6 +75,30 @@ _STATIC = {
     "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8"),
     "/viewer.css": ("viewer.css", "text/css; charset=utf-8"),
 }
+
+
+class _NoSecrets(logging.Filter):
+    """Keeps credentials and query strings out of the websockets library's debug lines.
+
+    At debug level the library logs every request line and header; a token travels in
+    ``Authorization`` or ``Sec-WebSocket-Protocol`` and a query string may hold anything.
+    """
+
+    _SECRET_HEADERS = frozenset({"authorization", "sec-websocket-protocol", "cookie"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not isinstance(args, tuple) or not args:
+            return True
+        if record.msg == "< %s: %s" and str(args[0]).lower() in self._SECRET_HEADERS:
+            record.args = (args[0], "<redacted>")
+        elif record.msg == "< %s %s %s" and len(args) == 3:
+            record.args = (args[0], urlsplit(str(args[1])).path, args[2])
+        return True
+
+
+_LIBRARY_LOG = logging.getLogger("eegpi.broker.websockets")
+_LIBRARY_LOG.addFilter(_NoSecrets())
 
 
 def _load_static() -> dict[str, tuple[bytes, str]]:
@@ -72,7 +110,12 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
     }
 
 
-def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+def _response(
+    status: http.HTTPStatus,
+    body: bytes,
+    content_type: str,
+    extra: Sequence[tuple[str, str]] = (),
+) -> Response:
     headers = Headers(
         [
             ("Date", email.utils.formatdate(usegmt=True)),
@@ -81,6 +124,7 @@ def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Respon
             ("Content-Type", content_type),
             ("Cache-Control", "no-cache"),
             ("X-Content-Type-Options", "nosniff"),
+            *extra,
         ]
     )
     return Response(status.value, status.phrase, headers, body)
@@ -88,6 +132,37 @@ def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Respon
 
 def _text(status: http.HTTPStatus, text: str) -> Response:
     return _response(status, text.encode(), "text/plain; charset=utf-8")
+
+
+def _refused(conn: ServerConnection, path: str, refusal: Refusal) -> Response:
+    log.warning("refused %s %s: %s", _peer(conn), path[:100], refusal.log)
+    return _response(
+        refusal.status, refusal.message.encode(), "text/plain; charset=utf-8", refusal.headers
+    )
+
+
+def _address(conn: ServerConnection) -> str:
+    address = conn.remote_address
+    return str(address[0]) if isinstance(address, tuple) and address else str(address)
+
+
+def _select_subprotocol(
+    conn: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """``eegpi.v1`` when offered (a browser carrying a token must); never the bearer offer."""
+    return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
+
+
+def _bound_send_buffer(conn: ServerConnection) -> None:
+    """Keep unsent data out of the kernel, where the broker could not count it as lag."""
+    sock = conn.transport.get_extra_info("socket")
+    option = getattr(socket, "TCP_NOTSENT_LOWAT", None)
+    if sock is None or option is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, option, SEND_LOWAT_BYTES)
+    except OSError as exc:
+        log.debug("cannot bound the send buffer of %s: %s", _peer(conn), exc)
 
 
 def _peer(conn: ServerConnection) -> str:
@@ -122,19 +197,27 @@ class WsServer:
         self,
         hub: TopicHub,
         *,
-        allowed_origins: Sequence[str] | None,
+        policy: AccessPolicy,
         max_clients: int,
+        max_clients_per_address: int,
+        idle_timeout_s: float,
     ) -> None:
         self.hub = hub
         self.port = 0
-        self._allowed = None if allowed_origins is None else frozenset(allowed_origins)
+        self.policy = policy
         self._max_clients = max_clients
+        self._max_per_address = max_clients_per_address
+        self._idle_timeout_s = idle_timeout_s
         self._admitted: set[ServerConnection] = set()
+        self._sessions: set[ClientSession] = set()
         self._static = _load_static()
         self._server: Server | None = None
+        self._idle_task: asyncio.Task[None] | None = None
 
     def close(self) -> None:
         """Stop accepting and close every client with 1001 (idempotent)."""
+        if self._idle_task is not None:
+            self._idle_task.cancel()
         if self._server is not None:
             self._server.close()
 
@@ -150,15 +233,33 @@ class WsServer:
             process_request=self._process_request,
             compression=None,  # many small messages; deflate costs CPU and ~64 KiB per client
             server_header=None,
+            select_subprotocol=_select_subprotocol,
+            write_limit=WRITE_LIMIT,
             max_size=HARD_MAX_MESSAGE_BYTES,
             max_queue=8,
             ping_interval=10,
             ping_timeout=10,
             open_timeout=5,
             close_timeout=5,
-            logger=logging.getLogger("eegpi.broker.websockets"),
+            logger=_LIBRARY_LOG,
         )
-        self.port = int(self._server.sockets[0].getsockname()[1])
+        self.port = self.policy.port = int(self._server.sockets[0].getsockname()[1])
+        self._idle_task = asyncio.create_task(self._close_idle(), name="ws-idle-sweep")
+
+    async def _close_idle(self) -> None:
+        """Close connections that held no subscription for the idle timeout."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, self._idle_timeout_s / 4))  # a sweep period, no sync
+            now = loop.time()
+            for session in list(self._sessions):
+                since = session.idle_since
+                if since is not None and now - since >= self._idle_timeout_s:
+                    session.disconnect(
+                        CLOSE_POLICY_VIOLATION,
+                        f"no subscription for {self._idle_timeout_s:g} s; subscribe to a topic "
+                        "or disconnect",
+                    )
 
     # ---- HTTP side -----------------------------------------------------------------------
 
@@ -166,16 +267,23 @@ class WsServer:
         try:
             return self._route(conn, request)
         except Exception:
-            log.exception("request %s from %s failed", request.path[:200], _peer(conn))
+            path = urlsplit(request.path).path  # never the query string: it may carry secrets
+            log.exception("request %s from %s failed", path[:200], _peer(conn))
             return _text(http.HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
 
     def _route(self, conn: ServerConnection, request: Request) -> Response | None:
         path = urlsplit(request.path).path
+        refusal = self.policy.check_host(request.headers)
+        if refusal is not None:
+            return _refused(conn, path, refusal)
         if path == DATA_PATH:
             return self._admit(conn, request)
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return _text(http.HTTPStatus.NOT_FOUND, f"WebSocket endpoint is {DATA_PATH}\n")
         if path == "/healthz":
+            refusal = self.policy.check_token(request.headers)
+            if refusal is not None:
+                return _refused(conn, path, refusal)
             body = {
                 "status": "ok",
                 "clients": self.hub.client_count,
@@ -191,36 +299,40 @@ class WsServer:
         return _text(http.HTTPStatus.NOT_FOUND, f"not found: {path[:200]}; try / or {DATA_PATH}\n")
 
     def _admit(self, conn: ServerConnection, request: Request) -> Response | None:
-        origin = request.headers.get("Origin")
-        if not self._origin_allowed(origin, request.headers.get("Host")):
-            log.warning("refused %s: origin %r is not allowed", _peer(conn), origin)
-            return _text(
-                http.HTTPStatus.FORBIDDEN,
-                f"origin {origin!r} is not in the allowed origins of this eegpi\n",
-            )
+        refusal = self.policy.check_origin(request.headers) or self.policy.check_token(
+            request.headers
+        )
+        if refusal is not None:
+            return _refused(conn, DATA_PATH, refusal)
         if len(self._admitted) >= self._max_clients:
             log.warning("refused %s: %d clients already connected", _peer(conn), self._max_clients)
             return _text(
                 http.HTTPStatus.SERVICE_UNAVAILABLE,
                 f"too many clients (limit {self._max_clients}); try again later\n",
             )
+        address = _address(conn)
+        mine = sum(1 for other in self._admitted if _address(other) == address)
+        if mine >= self._max_per_address:
+            log.warning(
+                "refused %s: %d clients already connected from %s",
+                _peer(conn),
+                self._max_per_address,
+                address,
+            )
+            return _text(
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+                f"too many clients from {address} (limit {self._max_per_address}); close some "
+                "or raise websocket.max_clients_per_address\n",
+            )
         self._admitted.add(conn)
         conn.connection_lost_waiter.add_done_callback(lambda _: self._admitted.discard(conn))
         return None
-
-    def _origin_allowed(self, origin: str | None, host: str | None) -> bool:
-        """No allow-list: anyone. Otherwise listed origins, the page's own origin, or none."""
-        if self._allowed is None or origin is None:
-            # Clients without Origin are not browsers; they could forge any header anyway.
-            return True
-        if origin in self._allowed:
-            return True
-        return host is not None and urlsplit(origin).netloc == host
 
     # ---- WebSocket side ------------------------------------------------------------------
 
     async def _handle(self, conn: ServerConnection) -> None:
         peer = _peer(conn)
+        _bound_send_buffer(conn)
         session = ClientSession(
             conn,
             peer,
@@ -229,8 +341,9 @@ class WsServer:
             stats=self.hub.stats,
         )
         origin = conn.request.headers.get("Origin") if conn.request is not None else None
-        log.info("client %s connected (origin %s)", peer, origin or "none")
+        log.info("client %s connected (origin %s)", peer, (origin or "none")[:100])
         self.hub.attach(session)
+        self._sessions.add(session)
         sender = asyncio.create_task(session.run_sender(), name=f"ws-sender {peer}")
         bucket = _TokenBucket(COMMANDS_PER_SECOND, COMMAND_BURST)
         refused_in_row = 0
@@ -260,6 +373,7 @@ class WsServer:
             session.disconnect(CLOSE_INTERNAL_ERROR, "internal error")
         finally:
             self.hub.detach(session)
+            self._sessions.discard(session)
             await session.wait_closed()
             sender.cancel()
             log.info(
@@ -298,24 +412,52 @@ async def start_ws_server(
     host: str,
     port: int,
     *,
-    allowed_origins: Sequence[str] | None = None,
+    allowed_origins: Sequence[str] = (),
+    allowed_hosts: Sequence[str] = (),
+    token: str | None = None,
     max_clients: int = 64,
+    max_clients_per_address: int = 32,
+    idle_timeout_s: float = 60.0,
 ) -> WsServer:
     """Listen on ``host:port`` (port 0 picks a free one) and serve the hub's topics.
 
     Args:
-        allowed_origins: browser origins (e.g. ``"http://eegpi.local:9001"``) allowed to open
-            ``/ws/data``; the viewer's own origin is always allowed. None allows every origin.
+        allowed_origins: browser origins (e.g. ``"http://lab-portal:8080"``) allowed to open
+            ``/ws/data`` besides the viewer's own; ``"*"`` allows every origin.
+        allowed_hosts: names the appliance answers to besides its loopback names, hostname,
+            ``hostname.local`` and interface addresses (e.g. a DNS alias); ``"*"`` allows any.
+        token: required on ``/ws/data`` and ``/healthz`` when set (see eegpi.broker.access).
         max_clients: WebSocket connections beyond this get HTTP 503.
+        max_clients_per_address: connections from one IP address beyond this get HTTP 503.
+        idle_timeout_s: a connection holding no subscription this long is closed with 1008.
     """
     if max_clients < 1:
         raise ValueError(f"max_clients must be at least 1, got {max_clients}")
-    server = WsServer(hub, allowed_origins=allowed_origins, max_clients=max_clients)
+    if max_clients_per_address < 1:
+        raise ValueError(
+            f"max_clients_per_address must be at least 1, got {max_clients_per_address}"
+        )
+    if idle_timeout_s <= 0:
+        raise ValueError(f"idle_timeout_s must be positive, got {idle_timeout_s}")
+    policy = AccessPolicy(
+        listen_host=host,
+        allowed_hosts=allowed_hosts,
+        allowed_origins=allowed_origins,
+        token=token,
+    )
+    server = WsServer(
+        hub,
+        policy=policy,
+        max_clients=max_clients,
+        max_clients_per_address=max_clients_per_address,
+        idle_timeout_s=idle_timeout_s,
+    )
     await server._start(host, port)
     log.info(
-        "websocket server listening on %s:%d (viewer at /, data at %s)",
+        "websocket server listening on %s:%d (viewer at /, data at %s%s)",
         host,
         server.port,
         DATA_PATH,
+        ", token required" if policy.token_required else "",
     )
     return server

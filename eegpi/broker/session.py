@@ -1,10 +1,15 @@
 """One WebSocket client: its bounded outgoing queue, sender task, loss accounting and stall policy.
 
 The hub hands a session already-encoded messages with :meth:`ClientSession.deliver`, which never
-waits: when the queue is full the oldest data message is dropped and counted. The sender task
-alone awaits the socket, so a slow client only ever slows itself. When it catches up after a
-loss it first receives ``{"lagged": n, "samples": m}``; a client that makes no progress for
-``stall_timeout_s`` is closed with 1013 (try again later).
+waits: when the queue is full, or its oldest data message has waited ``max_delay_s``, the oldest
+is dropped and counted. The age bound makes lag visible within the same time at every sample
+rate and batching setting (a count bound alone lasts 25 times longer at 10 messages a second
+than at 250). The sender task alone awaits the socket, so a slow client only ever slows itself;
+the server bounds what may sit unsent below it (see ``eegpi.broker.server``), so a client that
+stops reading turns into queue backlog here within a second or so instead of hiding in kernel
+buffers. When it reads again it first receives ``{"lagged": n, "samples": m}``. A client that
+keeps losing data, or makes no progress at all, for ``stall_timeout_s`` is closed with 1013
+(try again later); one that lost data once and then keeps up stays connected.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -40,6 +46,8 @@ CONTROL_QUEUE_LIMIT = 64
 """Replies waiting for a client; only a client that floods commands and never reads fills it."""
 CLOSE_GRACE_S = 2.0
 """How long a stalled client gets to take its close frame before the TCP connection is cut."""
+MAX_DELAY_S = 1.0
+"""Data that waited this long in a client's queue is dropped: the client is behind."""
 
 
 class Connection(Protocol):
@@ -71,6 +79,7 @@ class _Queued:
     topic: str
     payload: str | bytes
     n_samples: int
+    queued_at: float
 
 
 class ClientSession:
@@ -83,27 +92,40 @@ class ClientSession:
         *,
         queue_limit: int,
         stall_timeout_s: float,
+        max_delay_s: float = MAX_DELAY_S,
         stats: BrokerStats | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
+        """
+        Args:
+            clock: seconds, monotonic; the loop's clock by default (tests drive their own).
+        """
         if queue_limit < 1:
             raise ValueError(f"queue_limit must be at least 1, got {queue_limit}")
+        if max_delay_s <= 0:
+            raise ValueError(f"max_delay_s must be positive, got {max_delay_s}")
         self.peer = peer
         self._conn = conn
         self._queue_limit = queue_limit
         self._stall_timeout_s = stall_timeout_s
+        self._max_delay_s = max_delay_s
         self._stats = stats if stats is not None else BrokerStats()
         self._data: deque[_Queued] = deque()
         self._control: deque[str] = deque()
         self._wakeup = asyncio.Event()
         self._loop = asyncio.get_running_loop()
+        self._clock = clock or self._loop.time
         self._sending_since: float | None = None  # loop time the send in flight started
-        self._lagging_since: float | None = None  # first drop since the queue was last empty
+        self._lagging_since: float | None = None  # first drop of the current lag episode
+        self._last_drop = 0.0  # loop time of the latest drop
         self._lag_messages = 0  # drops not yet reported to the client
         self._lag_samples = 0
         self._close_task: asyncio.Task[None] | None = None
         self.messages_sent = 0
         self.messages_dropped = 0
         self.samples_dropped = 0
+        self.idle_since: float | None = None
+        """Loop time since which the session holds no subscription (set by the hub)."""
         self.close_code: int | None = None
         """Code the broker chose when it closed this connection itself."""
         self.close_reason = ""
@@ -120,13 +142,13 @@ class ClientSession:
         """Queue a data message; drops the oldest when full. Never waits."""
         if self._close_task is not None:
             return
-        now = self._loop.time()
-        if len(self._data) >= self._queue_limit:
-            old = self._data.popleft()
-            self._count_drop(old)
-            if self._lagging_since is None:
-                self._lagging_since = now
-        self._data.append(_Queued(topic, payload, n_samples))
+        now = self._clock()
+        stale = now - self._max_delay_s
+        while self._data and (
+            len(self._data) >= self._queue_limit or self._data[0].queued_at <= stale
+        ):
+            self._count_drop(self._data.popleft(), now)
+        self._data.append(_Queued(topic, payload, n_samples, now))
         self._wakeup.set()
         self._check_stall(now)
 
@@ -170,7 +192,7 @@ class ClientSession:
                     self._wakeup.clear()
                     await self._wakeup.wait()
                     continue
-                self._sending_since = self._loop.time()
+                self._sending_since = self._clock()
                 await self._conn.send(message)
                 self._sending_since = None
                 self.messages_sent += 1
@@ -197,7 +219,15 @@ class ClientSession:
         self._lagging_since = None
         return None
 
-    def _count_drop(self, item: _Queued) -> None:
+    def _count_drop(self, item: _Queued, now: float) -> None:
+        if self._lagging_since is None:
+            self._lagging_since = now
+            log.info(
+                "client %s is lagging: dropping its oldest data (%d messages queued)",
+                self.peer,
+                len(self._data) + 1,
+            )
+        self._last_drop = now
         self.messages_dropped += 1
         self.samples_dropped += item.n_samples
         self._lag_messages += 1
@@ -206,6 +236,9 @@ class ClientSession:
         self._stats.samples_dropped += item.n_samples
 
     def _check_stall(self, now: float) -> None:
+        if self._lagging_since is not None and now - self._last_drop > self._max_delay_s:
+            # Nothing dropped for a whole queue age: everything since went out in time.
+            self._lagging_since = None
         since = [t for t in (self._sending_since, self._lagging_since) if t is not None]
         if since and now - min(since) > self._stall_timeout_s:
             self.disconnect(

@@ -103,8 +103,12 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
         hub,
         ws_host,
         ws_port,
-        allowed_origins=list(cfg.websocket.allowed_origins) or None,
+        allowed_origins=cfg.websocket.allowed_origins,
+        allowed_hosts=cfg.websocket.allowed_hosts,
+        token=token or None,
         max_clients=cfg.websocket.max_clients,
+        max_clients_per_address=cfg.websocket.max_clients_per_address,
+        idle_timeout_s=cfg.websocket.idle_timeout_s,
     )
     publisher = LoopPublisher(loop, hub)
     manager = PipelineManager(

@@ -17,8 +17,12 @@ Example (every key optional; unknown keys are an error, so a typo never goes unn
       insecure: false
     websocket:
       listen: 127.0.0.1:9001
-      allowed_origins: []      # empty: any origin
+      allowed_origins: []      # pages besides the viewer that may read data; ["*"]: any page
+      allowed_hosts: []        # names besides localhost, hostname(.local), interface addresses
       max_clients: 64
+      max_clients_per_address: 32
+      idle_timeout_s: 60       # a connection with no subscription this long is closed
+                               # (the grpc token, when set, is required here too)
 """
 
 from __future__ import annotations
@@ -64,8 +68,22 @@ class GrpcConfig:
 class WebSocketConfig:
     listen: str = "127.0.0.1:9001"
     allowed_origins: tuple[str, ...] = ()
-    """Browser origins allowed to connect (e.g. ``http://eegpi.local:9001``); empty = any."""
+    """Web pages besides the viewer that may read data (e.g. ``http://lab-portal:8080``);
+    ``"*"`` allows any page. Clients that send no Origin (programs) are always allowed."""
+    allowed_hosts: tuple[str, ...] = ()
+    """Names the appliance answers to besides loopback, its hostname, ``hostname.local`` and
+    its interface addresses (e.g. a DNS alias); other Host headers get 403 (DNS rebinding)."""
     max_clients: int = 64
+    max_clients_per_address: int = 32
+    """WebSocket connections one IP address may hold; beyond it, HTTP 503."""
+    idle_timeout_s: float = 60.0
+    """A connection that holds no subscription this long is closed with 1008."""
+
+    def __post_init__(self) -> None:
+        if self.max_clients < 1 or self.max_clients_per_address < 1:
+            raise ValueError("max_clients and max_clients_per_address must be at least 1")
+        if self.idle_timeout_s <= 0:
+            raise ValueError("idle_timeout_s must be positive")
 
 
 @dataclass(frozen=True)

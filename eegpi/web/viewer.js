@@ -1,10 +1,14 @@
 // eegpi live viewer: lists topics, subscribes to one (binary format) and plots every channel.
 // No build step and no external code, so it works on a LAN without internet.
 // `window.eegpiViewer` exposes the viewer's state for people and automated checks.
+// When the appliance requires a token, the page asks for it once per browser tab (kept in
+// sessionStorage) and offers it as the subprotocol "eegpi.bearer.<base64url>" beside "eegpi.v1":
+// browsers cannot set an Authorization header on a WebSocket.
 "use strict";
 
 (() => {
   const PREFERRED_TOPICS = ["eeg_filtered", "eeg_voltage"];
+  const TOKEN_KEY = "eegpi.token";
   const MAX_BUFFER = 250000; // samples per channel kept for the plot
   const PALETTE = ["#4fc3f7", "#81c784", "#ffb74d", "#e57373", "#ba68c8", "#4db6ac",
     "#fff176", "#f06292", "#90a4ae", "#aed581", "#7986cb", "#ff8a65"];
@@ -32,6 +36,9 @@
     latencyMs: null,
     errors: [],
     reconnects: 0,
+    authRequired: false,
+    tokenRejected: false,
+    protocol: null,
   };
   window.eegpiViewer = status;
 
@@ -41,15 +48,35 @@
   let paused = false;
   let plot = null; // {channels, rate, cap, buffers: Float32Array[], write, filled, total}
   let msgWindow = []; // arrival times (ms) of recent messages, for msg/s
+  let token = sessionStorage.getItem(TOKEN_KEY) || null;
 
   // ---- connection -------------------------------------------------------------------------
 
-  function connect() {
+  async function connect() {
     setConn("wait", "connecting");
-    ws = new WebSocket(status.url);
+    // A refused WebSocket shows the page no HTTP status, so ask /healthz (same checks) first.
+    let probe = 0;
+    try {
+      const reply = await fetch("/healthz", {
+        cache: "no-store",
+        headers: token ? { Authorization: `Bearer ${token}` } : {},
+      });
+      probe = reply.status;
+    } catch (e) {
+      probe = 0; // unreachable: the WebSocket attempt below fails and retries
+    }
+    if (probe === 401) {
+      status.authRequired = true;
+      status.tokenRejected = Boolean(token);
+      askToken();
+      return;
+    }
+    const protocols = token ? [`eegpi.bearer.${base64url(token)}`, "eegpi.v1"] : [];
+    ws = new WebSocket(status.url, protocols);
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
       status.connected = true;
+      status.protocol = ws.protocol || null;
       retryMs = 500;
       setConn("on", "connected");
       send({ list_topics: true });
@@ -69,6 +96,21 @@
       if (typeof event.data === "string") onText(event.data);
       else onBinary(event.data);
     };
+  }
+
+  function askToken() {
+    setConn("off", "token needed");
+    setOverlay("This eegpi needs an access token: enter it above.");
+    showMessage(status.tokenRejected ? "the token was not accepted; enter the right one"
+      : "this eegpi requires a token (the one its gRPC control uses)", status.tokenRejected);
+    $("auth").hidden = false;
+    $("token").focus();
+  }
+
+  function base64url(text) {
+    let binary = "";
+    for (const byte of new TextEncoder().encode(text)) binary += String.fromCharCode(byte);
+    return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   }
 
   function send(obj) {
@@ -142,8 +184,11 @@
       select.add(new Option(label, name, false, name === current));
     }
     if (!status.topic) {
+      // A topic whose pipeline is not running yet is subscribed too: data flows when it starts.
       const pick = [chosen, ...PREFERRED_TOPICS].find((n) => n && status.topics.includes(n)) ||
-        status.topics[0];
+        status.topics[0] ||
+        [chosen, ...PREFERRED_TOPICS].find((n) => n && status.pendingTopics.includes(n)) ||
+        status.pendingTopics[0];
       if (pick) { select.value = pick; subscribe(pick); }
       else $("overlay").textContent = "No topics yet: start a pipeline (eegpi start default).";
     }
@@ -380,6 +425,14 @@
     paused = !paused;
     e.target.textContent = paused ? "Resume" : "Pause";
     e.target.classList.toggle("active", paused);
+  });
+  $("auth").addEventListener("submit", (e) => {
+    e.preventDefault();
+    token = $("token").value.trim() || null;
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+    $("auth").hidden = true;
+    connect();
   });
   setInterval(() => send({ list_topics: true }), 5000);
 

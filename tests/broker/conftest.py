@@ -56,9 +56,9 @@ class Broker:
         return connect(self.url, **kwargs)
 
 
-async def start_broker(**hub_kwargs: Any) -> Broker:
+async def start_broker(token: str | None = None, **hub_kwargs: Any) -> Broker:
     hub = TopicHub(**hub_kwargs)
-    server = await start_ws_server(hub, "127.0.0.1", 0, max_clients=8)
+    server = await start_ws_server(hub, "127.0.0.1", 0, max_clients=8, token=token)
     return Broker(hub, server)
 
 

@@ -99,9 +99,10 @@ async def test_stalled_client_loses_oldest_and_is_told_while_fast_client_gets_ev
                 seqs.append((message["seq"], len(message["data"])))
             else:
                 notices.append(message)
-        assert notices == [
-            {"lagged": slow_session.messages_dropped, "samples": slow_session.samples_dropped}
-        ]
+        # One notice per burst of losses, each counting the drops since the previous one.
+        assert notices and all(set(n) == {"lagged", "samples"} for n in notices)
+        assert sum(n["lagged"] for n in notices) == slow_session.messages_dropped
+        assert sum(n["samples"] for n in notices) == slow_session.samples_dropped
         missing = blocks * CAP - sum(n for _, n in seqs)
         assert missing == slow_session.samples_dropped
         gaps = [b[0] - (a[0] + a[1]) for a, b in itertools.pairwise(seqs)]
@@ -211,3 +212,99 @@ async def test_a_failing_connection_never_affects_others(
         await newcomer.send('{"subscribe": "eeg"}')
         assert (await recv_json(newcomer))["meta"]["units"] == "uV"
     await healthy.close()
+
+
+class GatedConnection:
+    """A connection whose sends complete only when the test lets them: a client's reads."""
+
+    def __init__(self) -> None:
+        self.sent: list[str | bytes] = []
+        self.reads = asyncio.Semaphore(0)
+        self.changed = asyncio.Condition()
+        self.closed: tuple[int, str] | None = None
+
+    async def send(self, message: str | bytes) -> None:
+        await self.reads.acquire()
+        async with self.changed:
+            self.sent.append(message)
+            self.changed.notify_all()
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.closed = (code, reason)
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        raise AssertionError("a session that closes in time never aborts the transport")
+
+    async def read(self, n: int = 1) -> None:
+        """Let ``n`` more sends complete and wait until they have."""
+        target = len(self.sent) + n
+        for _ in range(n):
+            self.reads.release()
+        async with self.changed:
+            await asyncio.wait_for(self.changed.wait_for(lambda: len(self.sent) >= target), TIMEOUT)
+
+
+async def test_a_client_that_lagged_once_and_keeps_up_is_not_closed() -> None:
+    now = [0.0]
+    conn = GatedConnection()
+    session = ClientSession(
+        conn,
+        "lagged-once",
+        queue_limit=4,
+        stall_timeout_s=1.0,
+        max_delay_s=0.5,
+        clock=lambda: now[0],
+    )
+    sender = asyncio.create_task(session.run_sender())
+    seq = 0
+
+    def deliver() -> None:
+        nonlocal seq
+        session.deliver("eeg", json.dumps({"topic": "eeg", "seq": seq, "data": [[0], [0]]}), 2)
+        seq += 2
+
+    # The client pauses: one message in flight, four queued, the next five are dropped.
+    for _ in range(10):
+        deliver()
+        await asyncio.sleep(0)  # lets the sender take the first message
+    assert session.messages_dropped == 5 and session.queued == 4
+    # It reads again, exactly as fast as data arrives: two messages of backlog stay queued
+    # for ever, but nothing is lost any more. Six stall timeouts later it is still connected.
+    await conn.read(3)  # the in-flight message, the lagged notice, one queued message
+    for _ in range(300):
+        now[0] += 0.02
+        deliver()
+        await conn.read()
+    assert not session.closing and conn.closed is None
+    assert session.messages_dropped == 5
+    messages = [json.loads(m) for m in conn.sent]
+    assert messages[1] == {"lagged": 5, "samples": 10}
+    seqs = [m["seq"] for m in messages if "seq" in m]
+    assert seqs[:2] == [0, 12]  # the gap is exactly the samples the notice counts
+    assert seqs[2:] == list(range(14, 14 + 2 * (len(seqs) - 2), 2))
+    sender.cancel()
+
+
+async def test_a_client_that_keeps_losing_data_is_closed_with_1013() -> None:
+    now = [0.0]
+    conn = GatedConnection()
+    session = ClientSession(
+        conn, "too-slow", queue_limit=64, stall_timeout_s=1.0, max_delay_s=0.5, clock=lambda: now[0]
+    )
+    sender = asyncio.create_task(session.run_sender())
+    # Reads one message for every two that arrive: the backlog ages past max_delay_s, the
+    # oldest are dropped, again and again; after the stall timeout of that, 1013.
+    for step in range(400):
+        now[0] += 0.01
+        session.deliver("eeg", json.dumps({"seq": step}), 1)
+        if step % 2:
+            await conn.read()
+        if session.closing:
+            break
+    await asyncio.wait_for(session.wait_closed(), TIMEOUT)
+    assert conn.closed is not None and conn.closed[0] == 1013
+    # At time t the oldest queued message arrived at t / 2, so drops begin at t = 1.0 s.
+    assert session.messages_dropped > 0
+    assert 1.0 + 1.0 < now[0] <= 1.0 + 1.0 + 0.1
+    sender.cancel()
