@@ -54,3 +54,24 @@ def test_json(tmp_path: Path) -> None:
         "topics": ["eeg_voltage", "eeg_filtered"],
     }
     assert failed["ok"] is False and "no_such_stage" in failed["error"]
+
+
+def test_documented_values_and_hostile_files(tmp_path: Path) -> None:
+    """`input: off` validates; a duplicate key and a billion-laughs file get one short line."""
+    text = (REPO / "pipelines" / "default.yaml").read_text()
+    assert "input: normal" in text
+    off = tmp_path / "off.yaml"
+    off.write_text(text.replace("input: normal", "input: off"))
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("name: dup\nname: again\nstages: []\n")
+    laughs = tmp_path / "laughs.yaml"
+    lists = ["&l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lists += [f"&l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    laughs.write_text(f"stages: []\ndescription: [{', '.join(lists)}]\nname: *l8\n")
+    r = run_eegpi("validate", str(off), str(dup), str(laughs))
+    assert r.code == 1
+    assert r.out == f"{off}: ok (6 stages, topics: eeg_voltage, eeg_filtered)\n"
+    errors = r.err.splitlines()
+    assert errors[0] == f"{dup}:2: key 'name' appears twice (first on line 1)"
+    assert errors[1].startswith(f"{laughs}:") and "more than" in errors[1]
+    assert len(errors) == 2 and len(r.err) < 500
