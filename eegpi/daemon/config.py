@@ -34,10 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from eegpi.exc import ConfigError
 from eegpi.hardware.config import DeviceConfig
+from eegpi.safe_yaml import clip_message, load_yaml_file, short_repr
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -115,20 +114,13 @@ def load_config(path: str | Path | None) -> AppConfig:
             return AppConfig()
         path = DEFAULT_CONFIG_PATH
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such config file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: invalid YAML: {exc}") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read config: {exc}") from None
+    doc = load_yaml_file(p, "config file")  # YAML 1.2 booleans, bounded, duplicate keys refused
     if doc is None:
         doc = {}
     try:
         return from_mapping(AppConfig, doc, "")
     except ConfigError as exc:
-        raise ConfigError(f"{p}: {exc}") from None
+        raise ConfigError(clip_message(f"{p}: {exc}")) from None
 
 
 _T = typing.TypeVar("_T")
@@ -137,7 +129,7 @@ _T = typing.TypeVar("_T")
 def from_mapping(cls: type[_T], doc: Any, where: str) -> _T:
     """Build a (nested) frozen dataclass from YAML, rejecting unknown keys and wrong types."""
     if not isinstance(doc, dict):
-        raise ConfigError(f"{where or 'config'}: expected a mapping, got {doc!r}")
+        raise ConfigError(f"{where or 'config'}: expected a mapping, got {short_repr(doc)}")
     assert dataclasses.is_dataclass(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(doc) - set(fields)
@@ -170,34 +162,34 @@ def _convert(value: Any, hint: Any, where: str) -> Any:
                 return _convert(value, arg, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: unexpected value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{where}: unexpected value {short_repr(value)}")
     if origin is typing.Literal:
         if value not in args:
             allowed = ", ".join(map(str, args))
-            raise ConfigError(f"{where}: {value!r} is not one of {allowed}")
+            raise ConfigError(f"{where}: {short_repr(value)} is not one of {allowed}")
         return value
     if origin is tuple:
         if isinstance(value, str):
             value = [value]
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {short_repr(value)}")
         item = args[0] if args else Any
         return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+            raise ConfigError(f"{where}: expected true or false, got {short_repr(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {short_repr(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {short_repr(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {short_repr(value)}")
         return value
     return value
 
@@ -206,11 +198,13 @@ def split_hostport(text: str, what: str) -> tuple[str, int]:
     """``"127.0.0.1:9001"`` -> ("127.0.0.1", 9001); ``[::1]:9001`` works too."""
     host, sep, port_s = text.rpartition(":")
     if not sep or not host:
-        raise ConfigError(f"{what}: {text!r} is not HOST:PORT (e.g. 127.0.0.1:9001)")
+        raise ConfigError(f"{what}: {short_repr(text)} is not HOST:PORT (e.g. 127.0.0.1:9001)")
     try:
         port = int(port_s)
     except ValueError:
-        raise ConfigError(f"{what}: port {port_s!r} in {text!r} is not a number") from None
+        raise ConfigError(
+            f"{what}: port {short_repr(port_s)} in {short_repr(text)} is not a number"
+        ) from None
     if not 0 <= port <= 65535:
         raise ConfigError(f"{what}: port {port} out of range 0..65535")
     return host.strip("[]"), port

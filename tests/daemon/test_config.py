@@ -113,3 +113,58 @@ def test_shipped_example_config_loads() -> None:
     assert cfg.device.drdy_pin == 26 and cfg.device.acquisition == "process"
     assert cfg.grpc.listen == "0.0.0.0:50051" and cfg.grpc.token_file
     assert cfg.autostart == ("default",)
+
+
+# -- YAML as documented, and hostile config files ----------------------------------------------
+
+
+@pytest.mark.parametrize(("word", "value"), [("true", True), ("True", True), ("FALSE", False)])
+def test_bool_keys_take_yaml12_booleans(tmp_path: Path, word: str, value: bool) -> None:
+    emulator = f"{{realtime: {word}, bias_off: {word}, strict: {word}, stamp_index: {word}}}"
+    text = f"grpc: {{insecure: {word}}}\ndevice: {{emulator: {emulator}}}\n"
+    cfg = load_config(_write(tmp_path, text))
+    emu = cfg.device.emulator
+    assert cfg.grpc.insecure is value and emu.realtime is value and emu.bias_off is value
+    assert emu.strict is value and emu.stamp_index is value
+
+
+@pytest.mark.parametrize("word", ["yes", "on", "off", "no", "Y"])
+def test_yaml11_booleans_are_not_booleans(tmp_path: Path, word: str) -> None:
+    path = _write(tmp_path, f"grpc: {{insecure: {word}}}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"grpc.insecure: expected true or false, got '{word}'" in str(info.value)
+
+
+def test_emulator_input_off_in_config(tmp_path: Path) -> None:
+    """String-valued keys take the words YAML 1.1 would have turned into booleans."""
+    cfg = load_config(_write(tmp_path, "log_level: off\nautostart: [on, yes]\n"))
+    assert cfg.log_level == "off" and cfg.autostart == ("on", "yes")
+
+
+def test_duplicate_key_in_config(tmp_path: Path) -> None:
+    path = _write(tmp_path, "grpc:\n  token: a\n  listen: 127.0.0.1:1\n  token: b\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}:4: key 'token' appears twice (first on line 2)"
+
+
+def test_hostile_config_is_refused_short(tmp_path: Path) -> None:
+    laughs = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    for i in range(1, 9):
+        laughs += f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}" if i > 1 else "*a"] * 9) + "]\n"
+    path = _write(tmp_path, laughs + "grpc: *a8\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(f"{path}:") and len(str(info.value)) < 300
+    path.write_text("log_level: " + "x" * (2 * 2**20) + "\n")
+    with pytest.raises(ConfigError, match="too large for a config file"):
+        load_config(path)
+
+
+def test_long_values_are_quoted_short(tmp_path: Path) -> None:
+    path = _write(tmp_path, "device: {spi_bus: " + "z" * 100_000 + "}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "device.spi_bus: expected an integer" in str(info.value)
+    assert len(str(info.value)) < 500
