@@ -24,13 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import parse_pipeline
 from eegpi.pipeline.stage import StageContext
 from eegpi.pipeline.stages.source import Ads1299Source
+from eegpi.safe_yaml import load_yaml_file
 from eegpi.stream import Block, StreamMeta
 
 __all__ = ["main", "run"]
@@ -90,7 +89,7 @@ def host_stalls(seconds: float, period_s: float) -> tuple[int, float]:
 
 def run(rate: int, seconds: float, acquisition: AcquisitionMode, chips: int = 1) -> dict[str, Any]:
     """One real-time run of the default pipeline; returns the figures ``main`` prints."""
-    doc = yaml.safe_load(DEFAULT_PIPELINE.read_text())
+    doc = load_yaml_file(DEFAULT_PIPELINE, "pipeline file")  # read as the daemon reads it
     for stage in doc["stages"]:
         if stage["type"] == "ads1299_source":
             stage["params"] = {**stage.get("params", {}), "sample_rate": rate, "chips": chips}
