@@ -1,9 +1,9 @@
 """Bearer-token authentication for every gRPC method, health and reflection included.
 
 Clients send ``authorization: Bearer <token>`` metadata (grpcurl: ``-H 'authorization: Bearer
-...'``; the eegpi CLI: ``--token`` or ``EEGPI_TOKEN``). Anything else is answered with
-UNAUTHENTICATED before the method runs. Over plaintext the token can be sniffed on the LAN: it
-keeps honest neighbours out, it is not encryption.
+...'``; the eegpi CLI: ``--token-file``, ``EEGPI_TOKEN`` or ``--token``). Anything else is
+answered with UNAUTHENTICATED before the method runs. Over plaintext the token can be sniffed on
+the LAN: it keeps honest neighbours out, it is not encryption.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from typing import Any
 import grpc
 
 from eegpi.exc import ConfigError
+from eegpi.rpc.handlers import same_shape
 
 __all__ = ["MISSING_TOKEN", "WRONG_TOKEN", "BearerTokenInterceptor", "bearer_metadata"]
 
 MISSING_TOKEN = (
     "this eegpi requires a token: send metadata 'authorization: Bearer <token>' "
-    "(grpcurl -H 'authorization: Bearer ...'; eegpi --token or EEGPI_TOKEN)"
+    "(grpcurl -H 'authorization: Bearer ...'; eegpi --token-file FILE or EEGPI_TOKEN)"
 )
 WRONG_TOKEN = "invalid bearer token: check the token in the daemon's config (grpc.token)"
 
@@ -79,14 +80,4 @@ def _rejecting(handler: Any, message: str) -> Any:
     async def deny(request: Any, context: Any) -> None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
 
-    kwargs = {
-        "request_deserializer": handler.request_deserializer,
-        "response_serializer": handler.response_serializer,
-    }
-    if handler.request_streaming and handler.response_streaming:
-        return grpc.stream_stream_rpc_method_handler(deny, **kwargs)
-    if handler.request_streaming:
-        return grpc.stream_unary_rpc_method_handler(deny, **kwargs)
-    if handler.response_streaming:
-        return grpc.unary_stream_rpc_method_handler(deny, **kwargs)
-    return grpc.unary_unary_rpc_method_handler(deny, **kwargs)
+    return same_shape(handler, deny)

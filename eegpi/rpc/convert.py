@@ -6,11 +6,13 @@ records, so this module is the one place where the two meet.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from eegpi.rpc.throttle import LogThrottle
 from eegpi.status import (
     DeviceInfo,
     DeviceReport,
@@ -54,6 +56,34 @@ _STATE_TO_PB: dict[PipelineState, pb.PipelineState] = {
 }
 _STATE_FROM_PB: dict[int, PipelineState] = {int(v): k for k, v in _STATE_TO_PB.items()}
 
+log = logging.getLogger("eegpi.rpc")
+
+U32_MAX = 2**32 - 1
+U64_MAX = 2**64 - 1
+_out_of_range_log: dict[str, LogThrottle] = {}
+"""Per field: a line a minute at most, not one per status update."""
+
+
+def _clamped(value: int, top: int, field: str) -> int:
+    """``value`` within 0..top, for an unsigned protobuf field.
+
+    protobuf raises ValueError ("Value out of range") on anything else, which would turn a bad
+    counter into an UNKNOWN answer to every status call; a clamped value is logged instead.
+    """
+    if 0 <= value <= top:
+        return value
+    if _out_of_range_log.setdefault(field, LogThrottle()).allow() is not None:
+        log.warning("%s is %d, outside 0..%d: reported clamped (a counting bug)", field, value, top)
+    return min(max(value, 0), top)
+
+
+def _u32(value: int, field: str) -> int:
+    return _clamped(value, U32_MAX, field)
+
+
+def _u64(value: int, field: str) -> int:
+    return _clamped(value, U64_MAX, field)
+
 
 def state_to_pb(state: PipelineState) -> pb.PipelineState:
     return _STATE_TO_PB[state]
@@ -65,7 +95,8 @@ def state_from_pb(state: int) -> PipelineState:
 
 
 def _timestamp(unix_seconds: float | None) -> Timestamp | None:
-    if unix_seconds is None:
+    # Beyond year 9999 (or NaN) protobuf cannot represent it: report no time rather than fail.
+    if unix_seconds is None or not 0 <= unix_seconds < 253_402_300_800:
         return None
     # Split before scaling: a float holds a Unix time to ~0.2 us, not nanoseconds.
     seconds = math.floor(unix_seconds)
@@ -82,10 +113,10 @@ def device_info_to_pb(info: DeviceInfo) -> pb.DeviceInfo:
         backend=info.backend,
         path=info.path,
         chip=info.chip,
-        id_register=info.id_register,
-        chips=info.chips,
-        channels=info.channels,
-        sample_rate=info.sample_rate,
+        id_register=_u32(info.id_register, "device.id_register"),
+        chips=_u32(info.chips, "device.chips"),
+        channels=_u32(info.channels, "device.channels"),
+        sample_rate=_u32(info.sample_rate, "device.sample_rate"),
     )
 
 
@@ -107,9 +138,12 @@ def pipeline_status_to_pb(status: PipelineStatus) -> pb.PipelineStatus:
         state=state_to_pb(status.state),
         last_error=status.last_error,
         start_time=_timestamp(status.start_time),
-        samples_acquired=status.samples_acquired,
-        samples_dropped=status.samples_dropped,
-        topics=[pb.TopicStatus(name=t.name, subscribers=t.subscribers) for t in status.topics],
+        samples_acquired=_u64(status.samples_acquired, "samples_acquired"),
+        samples_dropped=_u64(status.samples_dropped, "samples_dropped"),
+        topics=[
+            pb.TopicStatus(name=t.name, subscribers=_u32(t.subscribers, "topic subscribers"))
+            for t in status.topics
+        ],
         device=device_info_to_pb(status.device) if status.device is not None else None,
     )
 
@@ -175,11 +209,11 @@ def identity_to_pb(report: DeviceReport) -> dpb.Identity:
         backend=report.backend,
         path=report.path,
         chip=report.chip,
-        id_register=report.id_register,
-        revision=report.revision,
-        chips=report.chips,
-        channels=report.channels,
-        sample_rate=report.sample_rate,
+        id_register=_u32(report.id_register, "identity.id_register"),
+        revision=_u32(report.revision, "identity.revision"),
+        chips=_u32(report.chips, "identity.chips"),
+        channels=_u32(report.channels, "identity.channels"),
+        sample_rate=_u32(report.sample_rate, "identity.sample_rate"),
         held_by=report.held_by,
     )
 
@@ -187,7 +221,12 @@ def identity_to_pb(report: DeviceReport) -> dpb.Identity:
 def registers_to_pb(report: DeviceReport) -> dpb.RegisterDump:
     return dpb.RegisterDump(
         registers=[
-            dpb.Register(address=r.address, name=r.name, value=r.value) for r in report.registers
+            dpb.Register(
+                address=_u32(r.address, "register address"),
+                name=r.name,
+                value=_u32(r.value, "register value"),
+            )
+            for r in report.registers
         ]
     )
 

@@ -17,6 +17,8 @@ from grpc_reflection.v1alpha import reflection
 
 from eegpi.exc import ConfigError
 from eegpi.rpc.auth import BearerTokenInterceptor
+from eegpi.rpc.limits import SERVER_LIMIT, CallLimitInterceptor
+from eegpi.rpc.malformed import MalformedRequestInterceptor
 from eegpi.rpc.servicer import DeviceServicer, PipelineControlServicer
 from eegpi.status import ControlPlane
 from eegpi.v1 import control_pb2, control_pb2_grpc, device_pb2, device_pb2_grpc
@@ -43,8 +45,6 @@ _OPTIONS: tuple[tuple[str, int], ...] = (
     # Abandoned CLI connections with no call in flight are closed after 5 minutes.
     ("grpc.max_connection_idle_ms", 300_000),
 )
-_MAX_CONCURRENT_RPCS = 64
-"""Beyond this, calls get RESOURCE_EXHAUSTED instead of piling up on the Pi."""
 
 
 class GrpcServer:
@@ -116,11 +116,16 @@ async def start_grpc_server(
             address,
         )
 
-    interceptors = [BearerTokenInterceptor(token)] if token else []
+    # Outermost first: a caller without the token is refused before it takes a slot.
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    if token:
+        interceptors.append(BearerTokenInterceptor(token))
+    interceptors += [CallLimitInterceptor(), MalformedRequestInterceptor()]
     server = grpc.aio.server(
         interceptors=interceptors,
         options=_OPTIONS,
-        maximum_concurrent_rpcs=_MAX_CONCURRENT_RPCS,
+        # Above the sum of the per-method caps, so Health/Check always finds a slot.
+        maximum_concurrent_rpcs=SERVER_LIMIT,
     )
     # The generated *_pb2_grpc modules carry no annotations.
     add_control = control_pb2_grpc.add_PipelineControlServicer_to_server

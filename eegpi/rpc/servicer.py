@@ -32,6 +32,7 @@ __all__ = [
     "ERROR_KIND_KEY",
     "DeviceServicer",
     "PipelineControlServicer",
+    "name_problem",
     "status_code_for",
 ]
 
@@ -44,6 +45,10 @@ Lets a client tell a daemon-reported UNAVAILABLE (the chip does not answer) from
 UNAVAILABLE (the daemon is not there)."""
 
 NAME_REQUIRED = "name is required; try ListPipelines"
+MAX_NAME_CHARS = 128
+"""Longer names are refused unread: no pipeline has one, and they must not be echoed back."""
+MAX_DETAILS_CHARS = 1000
+"""Error details are cut here: they travel in a header, and peers cap headers at 8-16 KiB."""
 
 # Most specific first: DeviceBusy is a PipelineStateError.
 _CODES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
@@ -65,8 +70,14 @@ def status_code_for(exc: BaseException) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def _bounded(details: str) -> str:
+    if len(details) <= MAX_DETAILS_CHARS:
+        return details
+    return details[: MAX_DETAILS_CHARS - 20] + f"... ({len(details)} chars)"
+
+
 async def _abort(context: Any, code: grpc.StatusCode, details: str, kind: str) -> NoReturn:
-    await context.abort(code, details, trailing_metadata=((ERROR_KIND_KEY, kind),))
+    await context.abort(code, _bounded(details), trailing_metadata=((ERROR_KIND_KEY, kind),))
     raise AssertionError("context.abort returned")  # pragma: no cover
 
 
@@ -89,10 +100,21 @@ async def _reported(context: Any, what: str) -> AsyncIterator[None]:
         await _abort(context, code, details, type(exc).__name__)
 
 
-async def _required_name(name: str, context: Any) -> str:
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a pipeline, without echoing it; None when it could."""
+    if len(name) > MAX_NAME_CHARS:
+        return f"name is {len(name)} characters long; pipeline names have at most {MAX_NAME_CHARS}"
+    if not name.isprintable():
+        return "name contains control characters; pipeline names are letters, digits, _ and -"
+    return None
+
+
+async def _checked_name(name: str, context: Any, *, required: bool) -> str:
+    """``name`` stripped; INVALID_ARGUMENT when it is missing but required, or unusable."""
     name = name.strip()
-    if not name:
-        await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, NAME_REQUIRED, "ConfigError")
+    problem = NAME_REQUIRED if required and not name else name_problem(name)
+    if problem is not None:
+        await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, problem, "ConfigError")
     return name
 
 
@@ -112,7 +134,7 @@ class PipelineControlServicer(control_pb2_grpc.PipelineControlServicer):
     async def StartPipeline(
         self, request: pb.StartPipelineRequest, context: Any
     ) -> pb.PipelineStatus:
-        name = await _required_name(request.name, context)
+        name = await _checked_name(request.name, context, required=True)
         async with _reported(context, "StartPipeline"):
             status = await self._control.start(name)
         return convert.pipeline_status_to_pb(status)
@@ -120,14 +142,15 @@ class PipelineControlServicer(control_pb2_grpc.PipelineControlServicer):
     async def StopPipeline(
         self, request: pb.StopPipelineRequest, context: Any
     ) -> pb.PipelineStatus:
-        name = await _required_name(request.name, context)
+        name = await _checked_name(request.name, context, required=True)
         async with _reported(context, "StopPipeline"):
             status = await self._control.stop(name)
         return convert.pipeline_status_to_pb(status)
 
     async def GetStatus(self, request: pb.GetStatusRequest, context: Any) -> pb.GetStatusResponse:
+        name = await _checked_name(request.name, context, required=False)
         async with _reported(context, "GetStatus"):
-            statuses = self._control.status(request.name.strip())
+            statuses = self._control.status(name)
         return pb.GetStatusResponse(pipelines=[convert.pipeline_status_to_pb(s) for s in statuses])
 
     async def WatchStatus(
@@ -135,8 +158,9 @@ class PipelineControlServicer(control_pb2_grpc.PipelineControlServicer):
     ) -> AsyncIterator[pb.PipelineStatus]:
         # Runs until the client cancels (CancelledError passes through `_reported`) or the
         # control plane ends the stream (daemon shutting down).
+        name = await _checked_name(request.name, context, required=False)
         async with _reported(context, "WatchStatus"):
-            updates = self._control.watch(request.name.strip())
+            updates = self._control.watch(name)
             try:
                 async for status in updates:
                     yield convert.pipeline_status_to_pb(status)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
 from eegpi.exc import ConfigError
+from eegpi.rpc.limits import (
+    CONTROL_CALLS,
+    HEALTH_CHECK_HEADROOM,
+    HEALTH_WATCHES,
+    REFLECTION_STREAMS,
+    SERVER_LIMIT,
+    WATCH_STREAMS,
+)
 from eegpi.rpc.server import GrpcServer, is_loopback, start_grpc_server
 from eegpi.rpc.servicer import ERROR_KIND_KEY
 from eegpi.v1 import control_pb2 as pb
@@ -110,3 +119,77 @@ async def test_stop_reports_not_serving_and_closes(control: FakeControlPlane) ->
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub(ch).GetStatus(pb.GetStatusRequest(), timeout=2)
     assert err.value.code() is grpc.StatusCode.UNAVAILABLE
+
+
+async def test_out_of_range_counters_never_answer_unknown(
+    server: GrpcServer, control: FakeControlPlane
+) -> None:
+    control._status["default"] = replace(
+        control._status["default"], samples_acquired=-12, samples_dropped=2**65
+    )
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        (st,) = (await stub(ch).GetStatus(pb.GetStatusRequest(name="default"), timeout=5)).pipelines
+        stopped = await stub(ch).StopPipeline(pb.StopPipelineRequest(name="default"), timeout=5)
+    assert (st.samples_acquired, st.samples_dropped) == (0, 2**64 - 1)
+    assert stopped.samples_acquired == 0
+
+
+async def test_watch_streams_have_their_own_cap(server: GrpcServer) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        calls = [
+            stub(ch).WatchStatus(pb.WatchStatusRequest(name="default"), timeout=30)
+            for _ in range(WATCH_STREAMS.limit)
+        ]
+        for call in calls:
+            await call.read()  # the current status: the stream holds its slot
+        extra = stub(ch).WatchStatus(pb.WatchStatusRequest(name="default"), timeout=30)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await extra.read()
+        assert err.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert f"too many WatchStatus streams ({WATCH_STREAMS.limit})" in (
+            err.value.details() or ""
+        )
+        reply = await stub(ch).GetStatus(pb.GetStatusRequest(), timeout=5)
+        assert len(reply.pipelines) == 4
+        calls.pop().cancel()
+        # the cancelled stream's slot comes back once the server has seen the cancel
+        for _ in range(1000):
+            again = stub(ch).WatchStatus(pb.WatchStatusRequest(name="default"), timeout=30)
+            try:
+                await again.read()
+            except grpc.aio.AioRpcError as exc:
+                assert exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                await asyncio.sleep(0)  # let the server run its side of the cancel
+                continue
+            calls.append(again)
+            break
+        assert len(calls) == WATCH_STREAMS.limit
+        for call in calls:
+            call.cancel()
+
+
+async def test_the_server_limit_leaves_room_for_health_checks() -> None:
+    assert (
+        sum(cap.limit for cap in (WATCH_STREAMS, HEALTH_WATCHES, REFLECTION_STREAMS, CONTROL_CALLS))
+        == SERVER_LIMIT - HEALTH_CHECK_HEADROOM
+    )
+
+
+@pytest.mark.parametrize(
+    "method", ["/eegpi.v1.PipelineControl/GetStatus", "/grpc.health.v1.Health/Check"]
+)
+async def test_garbage_bytes_are_invalid_argument(server: GrpcServer, method: str) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        call = ch.unary_unary(method)  # no serializers: raw bytes go out as they are
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call(b"\xff\xff\xff\xff\x0fgarbage", timeout=5)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a valid protobuf message" in (err.value.details() or "")
+
+
+async def test_a_huge_name_is_not_echoed(server: GrpcServer) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub(ch).GetStatus(pb.GetStatusRequest(name="y" * 60_000), timeout=5)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == ("name is 60000 characters long; pipeline names have at most 128")
