@@ -9,6 +9,11 @@ acquisition (the ring buffer between them counts what it has to drop).
 
 The thread never touches asyncio; state changes are reported through ``on_change``, which the
 daemon turns into a thread-safe call onto its event loop.
+
+The source's counters are read once more after it stops and before any stage closes (closing
+releases what holds them, e.g. the acquisition process's shared ring), and kept: a stopped or
+failed runner reports the final counts of its run, and ``snapshot`` never reads a source that
+is shutting down.
 """
 
 from __future__ import annotations
@@ -60,6 +65,11 @@ class PipelineRunner:
         self._error = ""
         self._started_at: float | None = None
         self._closed = False
+        """Set (under ``_lock``) by the one thread that shuts the runner down."""
+        self._shut = threading.Event()
+        """Set once the source is stopped and every stage is closed."""
+        self._stats = SourceStats()
+        """The source's counters as last read; final once ``_closed`` is set."""
         self._lock = threading.Lock()
 
     # -- lifecycle (called from the daemon, off the event loop: opening hardware blocks) --------
@@ -113,7 +123,11 @@ class PipelineRunner:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop the thread, the source, and close every stage. Idempotent."""
+        """Stop the thread, the source, and close every stage. Idempotent.
+
+        Returns once everything is closed, also when another thread (the pipeline thread
+        ending after a failure) is the one closing it.
+        """
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -121,6 +135,8 @@ class PipelineRunner:
             if thread.is_alive():
                 log.error("pipeline %s thread did not stop within %.1f s", self.spec.name, timeout)
         self._shutdown()
+        if threading.current_thread() is not thread:
+            self._shut.wait()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -132,7 +148,11 @@ class PipelineRunner:
         return self._metas[stage][port]
 
     def snapshot(self) -> RunnerSnapshot:
-        stats = self._source.stats() if self._source is not None else SourceStats()
+        """State and counters; after a stop or failure, the final counters of the run."""
+        with self._lock:
+            if not self._closed:
+                self._stats = self._read_stats()
+            stats = self._stats
         thread = self._thread
         running = thread is not None and thread.is_alive() and not self._stop.is_set()
         return RunnerSnapshot(running, self._error, stats, self._started_at)
@@ -187,17 +207,33 @@ class PipelineRunner:
         self._error = message
         self._stop.set()
 
+    def _read_stats(self) -> SourceStats:
+        """The source's counters now (the last known ones if it cannot tell)."""
+        source = self._source
+        if source is None or self._started_at is None:
+            return self._stats  # nothing is counted before the source started
+        try:
+            return source.stats()
+        except Exception:
+            log.exception("reading the counters of %s failed", self.spec.name)
+            return self._stats
+
     def _shutdown(self) -> None:
         with self._lock:
             if self._closed:
                 return
-            self._closed = True
-        if self._source is not None:
-            try:
-                self._source.stop()
-            except Exception:
-                log.exception("stopping the source of %s failed", self.spec.name)
-        self._close_stages()
+            self._stats = self._read_stats()
+            self._closed = True  # from here on, snapshot() reports self._stats only
+        try:
+            if self._source is not None:
+                try:
+                    self._source.stop()
+                except Exception:
+                    log.exception("stopping the source of %s failed", self.spec.name)
+                self._stats = self._read_stats()  # final: stopped, not yet closed
+            self._close_stages()
+        finally:
+            self._shut.set()
         self.on_change()
 
     def _close_stages(self) -> None:

@@ -1,4 +1,5 @@
-"""The runner on the emulated chip: blocks flow, a failing stage is named, plug-ins load."""
+"""The runner on the emulated chip: blocks flow, a failing stage is named, plug-ins load,
+the final counters outlive the stop."""
 
 from __future__ import annotations
 
@@ -50,6 +51,8 @@ class RecordingPublisher:
 class BoomParams:
     after: int = 0
     """Fail once this many samples went through."""
+    hold_close: bool = False
+    """Closing waits for ``Boom.release`` (after setting ``Boom.closing``)."""
 
 
 class Boom(Stage):
@@ -71,6 +74,14 @@ class Boom(Stage):
             raise ValueError(f"boom at sample {self.seen}")
         return {"out": inputs["in"]}
 
+    closing = threading.Event()
+    release = threading.Event()
+
+    def close(self) -> None:
+        if self.params.hold_close:
+            Boom.closing.set()
+            assert Boom.release.wait(30), "the test never released close()"
+
 
 @pytest.fixture
 def boom_registered() -> Iterator[None]:
@@ -81,7 +92,7 @@ def boom_registered() -> Iterator[None]:
         registry._registry.pop("test_boom", None)
 
 
-def _spec(extra_stage: str = "") -> dict:  # type: ignore[type-arg]
+def _spec(extra_stage: str = "", **extra_params: object) -> dict:  # type: ignore[type-arg]
     stages = [
         {"name": "acquire", "type": "ads1299_source", "params": {"sample_rate": 250}},
         {"name": "uv", "type": "to_voltage", "inputs": ["acquire"]},
@@ -91,7 +102,12 @@ def _spec(extra_stage: str = "") -> dict:  # type: ignore[type-arg]
     ]
     if extra_stage:
         stages.append(
-            {"name": "bad", "type": extra_stage, "params": {"after": 50}, "inputs": ["uv"]}
+            {
+                "name": "bad",
+                "type": extra_stage,
+                "params": {"after": 50, **extra_params},
+                "inputs": ["uv"],
+            }
         )
     return {"name": "t", "stages": stages}
 
@@ -131,6 +147,56 @@ def test_a_failing_stage_is_named_and_everything_is_closed(boom_registered: None
     assert "stage 'bad' (test_boom) failed: ValueError: boom at sample" in snap.error
     assert sorted(pub.retracted) == ["low", "raw"]  # sinks closed: subscribers are told
     runner.stop()  # idempotent after a failure
+
+
+def test_stop_returns_only_once_a_failing_thread_has_closed_everything(
+    boom_registered: None,
+) -> None:
+    Boom.closing.clear()
+    Boom.release.clear()
+    pub = RecordingPublisher(want=10**9)
+    runner = PipelineRunner(
+        parse_pipeline(_spec("test_boom", hold_close=True)), StageContext("t", VIRTUAL, pub)
+    )
+    runner.open()
+    runner.start()
+    assert Boom.closing.wait(30), "the failing thread never closed its stages"
+    stopped = threading.Event()
+
+    def stop() -> None:
+        runner.stop(timeout=0.1)  # the thread is still closing: join gives up at once
+        stopped.set()
+
+    stopper = threading.Thread(target=stop)
+    stopper.start()
+    try:
+        assert not stopped.wait(0.5), "stop() returned while a stage was still closing"
+    finally:
+        Boom.release.set()
+        stopper.join(30)
+    assert stopped.is_set() and "boom" in runner.snapshot().error
+
+
+def test_final_counters_outlive_the_stop_in_process_mode() -> None:
+    """The acquisition process's ring holds the counters and goes at close: they are kept."""
+    device = DeviceConfig(
+        backend="mock",
+        acquisition="process",
+        emulator=EmulatorConfig(realtime=False, corrupt_every=10),
+    )
+    pub = RecordingPublisher(want=2000)
+    runner = PipelineRunner(parse_pipeline(_spec()), StageContext("t", device, pub))
+    runner.open()
+    runner.start()
+    try:
+        assert pub.enough.wait(60), "no data reached the sinks"
+        running = runner.snapshot().stats
+    finally:
+        runner.stop()
+    final = runner.snapshot().stats
+    assert final.samples_acquired >= running.samples_acquired >= 2000
+    assert final.samples_dropped >= running.samples_dropped > 0
+    assert runner.snapshot().stats == final  # kept
 
 
 def test_open_failure_closes_what_was_opened() -> None:
