@@ -1,7 +1,8 @@
 """The ``eegpi`` command: run the daemon (``serve``) or talk to it.
 
-Exit codes: 0 success, 1 the daemon refused or a file is invalid, 2 bad command line, 3 no daemon
-answered. Failures print one line; only an unexpected error prints a traceback.
+Exit codes: 0 success, 1 the daemon refused, a file is invalid or a pipeline did not reach the
+state asked for within --wait, 2 bad command line, 3 no daemon answered, 130 Ctrl-C. Failures
+print one line; only an unexpected error prints a traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from eegpi.cli.errors import EXIT_FAILED, EXIT_USAGE, CliError
+from eegpi.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, CliError
 from eegpi.exc import EegpiError
 
 __all__ = ["build_parser", "main"]
@@ -19,6 +20,8 @@ __all__ = ["build_parser", "main"]
 DEFAULT_GRPC = "127.0.0.1:50051"
 DEFAULT_WS = "127.0.0.1:9001"
 DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_WAIT_S = 60.0
+"""How long start and stop wait for the pipeline to settle: opening can be slow on a small Pi."""
 
 
 def _address(text: str) -> str:
@@ -57,9 +60,16 @@ def _client_options() -> argparse.ArgumentParser:
         help=f"daemon gRPC address (env EEGPI_GRPC; default {DEFAULT_GRPC})",
     )
     g.add_argument(
+        "--token-file",
+        metavar="FILE",
+        default=argparse.SUPPRESS,
+        help="read the bearer token from FILE, when the daemon requires one",
+    )
+    g.add_argument(
         "--token",
         default=argparse.SUPPRESS,
-        help="bearer token when the daemon requires one (env EEGPI_TOKEN)",
+        help="the bearer token itself: other users see it in ps, prefer --token-file or the "
+        "environment variable EEGPI_TOKEN",
     )
     g.add_argument(
         "--ws",
@@ -73,7 +83,8 @@ def _client_options() -> argparse.ArgumentParser:
         metavar="SECONDS",
         type=_positive,
         default=argparse.SUPPRESS,
-        help=f"deadline per call (default {DEFAULT_TIMEOUT_S:g})",
+        help=f"deadline per call (default {DEFAULT_TIMEOUT_S:g}); start and stop wait up to "
+        "their --wait",
     )
     g.add_argument(
         "--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output"
@@ -99,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="eegpi",
         description="ADS1299 EEG appliance: run the daemon or control it.",
         parents=[common],
-        epilog="exit codes: 0 ok, 1 refused/invalid, 2 usage, 3 daemon unreachable",
+        epilog="exit codes: 0 ok, 1 refused/invalid/not settled in time, 2 usage, "
+        "3 daemon unreachable, 130 interrupted",
     )
     parser.add_argument("--version", action="version", version=f"eegpi {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -131,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="WebSocket listen",
     )
+    serve.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="require the bearer token in FILE from gRPC clients (overrides grpc.token and "
+        "grpc.token_file; keep FILE mode 0600)",
+    )
     serve.add_argument("--pipelines", metavar="DIR", help="pipelines directory")
     serve.add_argument(
         "--autostart",
@@ -145,10 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("status", cmd_status, "state and counters of one pipeline, or of all")
     p.add_argument("name", metavar="NAME", nargs="?", default="", help="pipeline (default: all)")
-    p = add("start", cmd_start, "start a pipeline")
-    p.add_argument("name", metavar="NAME")
-    p = add("stop", cmd_stop, "stop a pipeline")
-    p.add_argument("name", metavar="NAME")
+    for name, func, text in (
+        ("start", cmd_start, "start a pipeline and wait until it runs"),
+        ("stop", cmd_stop, "stop a pipeline and wait until it is down"),
+    ):
+        p = add(name, func, text)
+        p.add_argument("name", metavar="NAME")
+        p.add_argument(
+            "--wait",
+            metavar="SECONDS",
+            type=_positive,
+            default=DEFAULT_WAIT_S,
+            help=f"give up waiting after this long (default {DEFAULT_WAIT_S:g}); the daemon "
+            "goes on either way",
+        )
     add("pipelines", cmd_pipelines, "the pipelines the daemon knows, and files that did not load")
     add("topics", cmd_topics, "WebSocket topics, their subscribers and stream metadata")
     add("device", cmd_device, "ADS1299 identity, registers and lead-off status")
@@ -177,9 +205,26 @@ def _resolve(args: argparse.Namespace) -> None:
             except argparse.ArgumentTypeError as exc:
                 raise CliError(f"{variable}: {exc}", EXIT_USAGE) from None
         setattr(args, name, value)
-    args.token = getattr(args, "token", None) or env.get("EEGPI_TOKEN") or None
+    args.token = _token(args)
     args.timeout = getattr(args, "timeout", DEFAULT_TIMEOUT_S)
     args.json = getattr(args, "json", False)
+
+
+def _token(args: argparse.Namespace) -> str | None:
+    """--token, else the first line of --token-file, else EEGPI_TOKEN; None for no token."""
+    token: str | None = getattr(args, "token", None)
+    path: str | None = getattr(args, "token_file", None)
+    if token and path:
+        raise CliError("give --token or --token-file, not both", EXIT_USAGE)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                token = f.readline().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CliError(f"--token-file: cannot read {path}: {exc}", EXIT_USAGE) from None
+        if not token:
+            raise CliError(f"--token-file: {path} holds no token", EXIT_USAGE)
+    return token or os.environ.get("EEGPI_TOKEN") or None
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -205,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eegpi: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # output piped into `head` and the like: the reader left, which is not an error;
         # point stdout at /dev/null so the interpreter's final flush does not complain

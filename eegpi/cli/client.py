@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 import grpc
@@ -39,19 +39,44 @@ class ControlClient:
     def __exit__(self, *exc: object) -> None:
         self._channel.close()
 
-    def call(self, method: Callable[..., _R], request: Any) -> _R:
-        """``method(request)`` with the deadline and token; RPC errors become CliError."""
-        try:
-            return method(request, timeout=self._timeout, metadata=self._metadata)
-        except grpc.RpcError as err:
-            raise self._cli_error(err) from None
+    def call(
+        self,
+        method: Callable[..., _R],
+        request: Any,
+        *,
+        timeout: float | None = None,
+        on_deadline: str | None = None,
+    ) -> _R:
+        """``method(request)`` with the deadline and token; RPC errors become CliError.
 
-    def _cli_error(self, err: Any) -> CliError:
+        ``timeout`` replaces the per-call deadline; ``on_deadline`` is then the message when it
+        passes (the daemon answered before, so it is not unreachable, only slow).
+        """
+        try:
+            return method(request, timeout=timeout or self._timeout, metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise self._cli_error(err, on_deadline) from None
+
+    def stream(
+        self, method: Callable[..., Any], request: Any, *, timeout: float, on_deadline: str
+    ) -> Generator[Any, None, None]:
+        """The messages of a server-streaming ``method``; cancelled when the caller stops."""
+        call = method(request, timeout=timeout, metadata=self._metadata)
+        try:
+            yield from call
+        except grpc.RpcError as err:
+            raise self._cli_error(err, on_deadline) from None
+        finally:
+            call.cancel()
+
+    def _cli_error(self, err: Any, on_deadline: str | None = None) -> CliError:
         code: grpc.StatusCode = err.code()
         details: str = err.details() or code.name
         from_daemon = any(key == ERROR_KIND_KEY for key, _ in (err.trailing_metadata() or ()))
         if not from_daemon and code is grpc.StatusCode.UNAVAILABLE:
             return CliError(unreachable_message(self.target), EXIT_UNREACHABLE)
+        if not from_daemon and code is grpc.StatusCode.DEADLINE_EXCEEDED and on_deadline:
+            return CliError(on_deadline, EXIT_FAILED)
         if not from_daemon and code is grpc.StatusCode.DEADLINE_EXCEEDED:
             return CliError(
                 f"eegpi at {self.target} did not answer within {self._timeout:g} s: is the daemon "

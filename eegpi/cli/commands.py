@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from eegpi.cli.client import ControlClient
+from eegpi.cli.errors import EXIT_FAILED, EXIT_OK
 from eegpi.cli.output import (
     format_duration,
     key_values,
@@ -16,6 +17,7 @@ from eegpi.cli.output import (
     uptime,
 )
 from eegpi.cli.tail import fetch_topic_meta
+from eegpi.cli.wait import START, STOP, Action, settle
 from eegpi.rpc import convert
 from eegpi.status import PipelineStatus
 from eegpi.v1 import control_pb2 as pb
@@ -75,32 +77,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_stop(args: argparse.Namespace, starting: bool) -> int:
+def _start_stop(args: argparse.Namespace, action: Action) -> int:
     with _client(args) as client:
-        if starting:
-            reply = client.call(
-                client.pipelines.StartPipeline, pb.StartPipelineRequest(name=args.name)
-            )
-        else:
-            reply = client.call(
-                client.pipelines.StopPipeline, pb.StopPipelineRequest(name=args.name)
-            )
-    status = convert.pipeline_status_from_pb(reply)
+        status = settle(client, action, args.name, args.wait)
     if args.json:
         print_json(_status_json(status))
     else:
         print(f"{status.name}: {status.state.value}")
         if status.last_error:
             print(f"{status.name}: last error: {status.last_error}")
-    return 0
+    return EXIT_OK if status.state in action.done else EXIT_FAILED
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    return _start_stop(args, starting=True)
+    return _start_stop(args, START)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    return _start_stop(args, starting=False)
+    return _start_stop(args, STOP)
 
 
 def cmd_pipelines(args: argparse.Namespace) -> int:

@@ -61,6 +61,8 @@ def build_config(args: argparse.Namespace) -> AppConfig:
     if getattr(args, "mock", False):
         device = dataclasses.replace(device, backend="mock")
     grpc_cfg = cfg.grpc
+    if getattr(args, "token_file", None):
+        grpc_cfg = dataclasses.replace(grpc_cfg, token="", token_file=args.token_file)
     if getattr(args, "grpc", None):
         split_hostport(args.grpc, "--grpc")
         grpc_cfg = dataclasses.replace(grpc_cfg, listen=args.grpc)

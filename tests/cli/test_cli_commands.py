@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
+
+import pytest
 
 from tests.cli.cli_runner import TOKEN, FakeDaemon, run_eegpi
 
@@ -143,6 +146,39 @@ def test_token(fake_with_token: FakeDaemon) -> None:
     assert r.code == 0, r.err
     r = fake_with_token.run("status", "--token", "wrong")
     assert r.code == 1 and "invalid bearer token" in r.err
+
+
+def test_token_from_a_file(fake_with_token: FakeDaemon, tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(f"{TOKEN}\n")
+    r = fake_with_token.run("status", "--token-file", str(token_file))
+    assert r.code == 0, r.err
+    # the file wins over the environment, which would be wrong here
+    r = fake_with_token.run("status", "--token-file", str(token_file), env={"EEGPI_TOKEN": "no"})
+    assert r.code == 0, r.err
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        (None, (), "--token-file: cannot read"),
+        ("\n", (), "holds no token"),
+        (TOKEN, ("--token", TOKEN), "give --token or --token-file, not both"),
+    ],
+)
+def test_token_file_problems_are_usage_errors(
+    fake_with_token: FakeDaemon,
+    tmp_path: Path,
+    content: str | None,
+    extra: tuple[str, ...],
+    message: str,
+) -> None:
+    token_file = tmp_path / "token"
+    if content is not None:
+        token_file.write_text(content)
+    r = fake_with_token.run("status", "--token-file", str(token_file), *extra)
+    assert r.code == 2 and message in r.err and r.out == "", r.err
+    assert TOKEN not in r.err
 
 
 def test_silent_peer_times_out_with_exit_3() -> None:

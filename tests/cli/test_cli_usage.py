@@ -16,6 +16,8 @@ from tests.cli.cli_runner import run_eegpi
         ["stop"],
         ["frobnicate"],
         ["status", "--timeout", "0"],
+        ["start", "default", "--wait", "0"],
+        ["stop", "default", "--wait", "soon"],
         ["--grpc", "no-port", "status"],
         ["tail", "eeg", "--count", "0"],
         ["validate"],
@@ -31,6 +33,21 @@ def test_help_exits_0() -> None:
     assert r.code == 0
     for command in ("serve", "status", "start", "stop", "pipelines", "topics", "validate"):
         assert command in r.out
+
+
+def test_help_warns_that_ps_shows_the_token() -> None:
+    r = run_eegpi("status", "--help")
+    assert r.code == 0
+    text = " ".join(r.out.split())
+    assert "other users see it in ps" in text and "--token-file FILE" in text
+    assert "EEGPI_TOKEN" in text
+
+
+def test_serve_takes_a_token_file_not_a_token() -> None:
+    parser = cli.build_parser()
+    args = parser.parse_args(["serve", "--token-file", "/etc/eegpi/grpc.token"])
+    assert args.token_file == "/etc/eegpi/grpc.token"
+    assert not hasattr(args, "token")
 
 
 def test_serve_passes_documented_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
