@@ -1,12 +1,28 @@
 """The pipeline manager: what the gRPC API starts, stops, lists and watches.
 
-It lives on the daemon's event loop. Opening a pipeline touches hardware (resets, waits of
-hundreds of milliseconds), so ``start`` and ``stop`` run that part in a worker thread and the
-loop keeps serving other clients meanwhile. A pipeline thread that dies reports back through a
-thread-safe callback; the manager then marks the pipeline FAILED with the reason.
+It lives on the daemon's event loop. Opening a pipeline touches hardware (spawning the
+acquisition process, resets, waits of hundreds of milliseconds), so that part runs in a worker
+thread and the loop keeps serving other clients meanwhile.
 
-Reloading never disturbs what runs: a running pipeline keeps its spec until it is stopped;
-the new file applies at its next start.
+Every start and stop is a task the manager owns; a caller only awaits it (shielded). A caller
+that gives up (a gRPC deadline, Ctrl-C on the CLI) therefore changes nothing: the transition
+completes, and its outcome shows in the status. Transitions of one pipeline run one after the
+other: a stop asked for while it starts waits for the start and then stops it, a start asked
+for while it stops waits for the stop and then starts, and a second start (or stop) joins the
+one in flight. ``stop_all`` waits for whatever is in flight, so shutdown leaves no child behind.
+Watchers are told every step (STARTING, RUNNING or FAILED, STOPPING, STOPPED).
+
+A pipeline thread that dies reports back through a thread-safe callback once its stages are
+closed; the manager then marks the pipeline FAILED with the reason. The counters of every run
+(the runner keeps the source's final counts) stay in the status until the next start.
+
+Reloading parses the files in a worker thread, one reload at a time, and never disturbs what
+runs: a running pipeline keeps its spec until it is stopped; the new file applies at its next
+start.
+
+While a pipeline that claims the device is starting or stopping, the Device RPCs wait for it to
+finish rather than open the device beside the acquisition process; a start waits for a device
+probe in flight likewise.
 """
 
 from __future__ import annotations
@@ -14,9 +30,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
 
 from eegpi.exc import (
     ConfigError,
@@ -46,6 +63,19 @@ log = logging.getLogger("eegpi.daemon")
 
 _ACTIVE = (PipelineState.STARTING, PipelineState.RUNNING, PipelineState.STOPPING)
 _WATCH_PERIOD_S = 1.0
+_WATCH_QUEUE = 64
+"""Status changes a slow watcher may have waiting; beyond, the oldest go (it re-reads soon)."""
+
+_Kind = Literal["start", "stop"]
+_Work = Coroutine[Any, Any, PipelineStatus]
+
+
+@dataclass
+class _Op:
+    """A start or stop the manager runs for a pipeline."""
+
+    kind: _Kind
+    task: asyncio.Task[PipelineStatus]
 
 
 @dataclass
@@ -56,11 +86,30 @@ class _Entry:
     last_error: str = ""
     start_time: float | None = None
     stats: SourceStats | None = None
+    """The final counters of the last run (while no runner is attached)."""
     device: DeviceInfo | None = None
     next_spec: PipelineSpec | None = None
     """A reloaded file for a pipeline that was running at reload time."""
     removed: bool = False
     """The file disappeared at a reload while the pipeline ran; drop it when it stops."""
+    op: _Op | None = None
+    """The latest start or stop asked for (any earlier one finishes first)."""
+
+    def pending(self) -> _Op | None:
+        op = self.op
+        return op if op is not None and not op.task.done() else None
+
+    @property
+    def busy(self) -> bool:
+        return self.state in _ACTIVE or self.pending() is not None
+
+
+@dataclass
+class _Watcher:
+    name: str
+    queue: asyncio.Queue[PipelineStatus] = field(
+        default_factory=lambda: asyncio.Queue(_WATCH_QUEUE)
+    )
 
 
 class PipelineManager:
@@ -85,13 +134,19 @@ class PipelineManager:
         """Told every topic the loaded pipelines can publish (the broker's unknown_topic check)."""
         self._entries: dict[str, _Entry] = {}
         self._load_errors: list[LoadError] = []
-        self._changed = asyncio.Event()
-        """Set (and replaced) on every change; watchers wait on the one they saw."""
+        self._watchers: list[_Watcher] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Future[Any]] = set()
+        """Every transition and probe in flight (kept referenced until done)."""
+        self._probe: asyncio.Task[DeviceReport] | None = None
+        self._reloading = asyncio.Lock()
+        self._closing = False
+        """Set by ``stop_all``: no new start is accepted."""
 
     # -- loading -----------------------------------------------------------------------------
 
     def _scan(self) -> tuple[dict[str, PipelineSpec], list[LoadError]]:
+        """Parse every pipeline file (blocking: run it off the event loop)."""
         specs: dict[str, PipelineSpec] = {}
         errors: list[LoadError] = []
         if not self.pipelines_dir.is_dir():
@@ -121,12 +176,20 @@ class PipelineManager:
         return specs, errors
 
     def load(self) -> ReloadResult:
-        """(Re)read the pipelines directory; what runs keeps running."""
-        specs, errors = self._scan()
+        """Read the pipelines directory (blocking: at start-up, before serving)."""
+        return self._apply(*self._scan())
+
+    async def reload(self) -> ReloadResult:
+        """Re-read the pipelines directory in a worker thread; what runs keeps running."""
+        async with self._reloading:
+            specs, errors = await asyncio.to_thread(self._scan)
+            return self._apply(specs, errors)
+
+    def _apply(self, specs: dict[str, PipelineSpec], errors: list[LoadError]) -> ReloadResult:
         entries: dict[str, _Entry] = {}
         for name, spec in specs.items():
             old = self._entries.get(name)
-            if old is not None and old.state in _ACTIVE:
+            if old is not None and old.busy:
                 old.next_spec = spec
                 old.removed = False
                 entries[name] = old
@@ -136,7 +199,7 @@ class PipelineManager:
             else:
                 entries[name] = _Entry(spec)
         for name, old in self._entries.items():
-            if name not in entries and old.state in _ACTIVE:
+            if name not in entries and old.busy:
                 old.removed = True
                 entries[name] = old
         self._entries = entries
@@ -144,9 +207,6 @@ class PipelineManager:
         self._on_topics({t for e in entries.values() for t in (*e.spec.topics, *_next_topics(e))})
         self._notify()
         return ReloadResult(tuple(sorted(specs)), tuple(errors))
-
-    async def reload(self) -> ReloadResult:
-        return self.load()
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -178,7 +238,7 @@ class PipelineManager:
     def _status(self, name: str, e: _Entry) -> PipelineStatus:
         stats = e.stats or SourceStats()
         if e.runner is not None:
-            stats = e.runner.snapshot().stats
+            stats = e.runner.snapshot().stats  # final counters once it is shutting down
         counts = self._subscriber_counts()
         topics = tuple(TopicStatus(t, int(counts.get(t, 0))) for t in e.spec.topics)
         return PipelineStatus(
@@ -186,8 +246,10 @@ class PipelineManager:
             state=e.state,
             last_error=e.last_error,
             start_time=e.start_time,
-            samples_acquired=stats.samples_acquired,
-            samples_dropped=stats.samples_dropped,
+            # The wire type is unsigned: a source's miscount must not turn every status call
+            # into an error.
+            samples_acquired=max(0, stats.samples_acquired),
+            samples_dropped=max(0, stats.samples_dropped),
             topics=topics,
             device=e.device,
         )
@@ -195,20 +257,101 @@ class PipelineManager:
     def running(self) -> list[str]:
         return [n for n, e in self._entries.items() if e.state is PipelineState.RUNNING]
 
+    async def wait_idle(self) -> None:
+        """Return once no start, stop or device probe is in flight."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     # -- control -----------------------------------------------------------------------------
 
     async def start(self, name: str) -> PipelineStatus:
+        """Start ``name`` and return its status once it runs (or raise why it did not).
+
+        Cancelling the caller does not cancel the start. A start while it starts joins that
+        start; a start while it stops waits for the stop, then starts.
+        """
         entry = self._get(name)
+        self._refuse_if_closing()
+        op = entry.pending()
+        if op is not None and op.kind == "start":
+            return await asyncio.shield(op.task)
+        if op is None:
+            runner = self._begin_start(name, entry)
+            work: _Work = self._starting(name, entry, runner)
+        else:
+            work = self._after(op.task, lambda: self._start_later(name, entry))
+        return await asyncio.shield(self._schedule(entry, "start", work))
+
+    async def stop(self, name: str) -> PipelineStatus:
+        """Stop ``name`` and return its final status (stopping a stopped pipeline is fine).
+
+        Cancelling the caller does not cancel the stop. A stop while it starts waits for the
+        start, then stops; a stop while it stops joins that stop.
+        """
+        entry = self._get(name)
+        op = entry.pending()
+        if op is not None and op.kind == "stop":
+            return await asyncio.shield(op.task)
+        if op is None:
+            runner = entry.runner
+            if runner is None:
+                return self._acknowledge(name, entry)
+            self._begin_stop(entry)
+            work: _Work = self._stopping(name, entry, runner)
+        else:
+            work = self._after(op.task, lambda: self._stop_later(name, entry))
+        return await asyncio.shield(self._schedule(entry, "stop", work))
+
+    async def stop_all(self) -> None:
+        """Stop every pipeline, after any start in flight; refuse new starts from now on."""
+        self._closing = True
+        names = [n for n, e in self._entries.items() if e.runner is not None or e.pending()]
+        results = await asyncio.gather(*(self.stop(n) for n in names), return_exceptions=True)
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, EegpiError):
+                log.error("stopping pipeline %s failed: %r", name, result)
+        await self.wait_idle()
+
+    def _refuse_if_closing(self) -> None:
+        if self._closing:
+            raise PipelineStateError("the daemon is shutting down; no pipeline can start now")
+
+    def _schedule(self, entry: _Entry, kind: _Kind, work: _Work) -> asyncio.Task[PipelineStatus]:
+        task = asyncio.get_running_loop().create_task(work)
+        entry.op = _Op(kind, task)
+        self._track(task)
+        return task
+
+    def _track(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._untrack)
+
+    def _untrack(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: whoever awaited it has it; the outcome is logged
+
+    @staticmethod
+    async def _after(
+        previous: asyncio.Task[PipelineStatus], then: Callable[[], _Work]
+    ) -> PipelineStatus:
+        await asyncio.wait([previous])  # whatever its outcome
+        return await then()
+
+    # -- starting ----------------------------------------------------------------------------
+
+    def _begin_start(self, name: str, entry: _Entry) -> PipelineRunner:
+        """Check that ``name`` may start now, then mark it STARTING (no await in between)."""
+        if self._entries.get(name) is not entry:
+            raise PipelineNotFound(f"pipeline '{name}' was removed by a reload")
         if entry.state in _ACTIVE:
             raise PipelineStateError(
                 f"pipeline '{name}' is already {entry.state.value.lower()}; "
                 f"stop it first (eegpi stop {name})"
             )
-        if entry.next_spec is not None:
-            entry.spec, entry.next_spec = entry.next_spec, None
-        spec = entry.spec
+        spec = entry.next_spec or entry.spec
         for other_name, other in self._entries.items():
-            if other is entry or other.state not in _ACTIVE:
+            if other is entry or not other.busy:
                 continue
             if spec.claims_device and other.spec.claims_device:
                 raise DeviceBusy(
@@ -221,7 +364,7 @@ class PipelineManager:
                     f"topic(s) {', '.join(sorted(shared))} already published by running "
                     f"pipeline '{other_name}'; stop it first"
                 )
-
+        entry.spec, entry.next_spec = spec, None
         self._loop = asyncio.get_running_loop()
         ctx = StageContext(
             pipeline=name, device=self._device, publisher=self._publisher, data_dir=self._data_dir
@@ -229,31 +372,45 @@ class PipelineManager:
         runner = PipelineRunner(spec, ctx)
         runner.on_change = lambda: self._from_thread(name, runner)
         entry.state, entry.last_error, entry.runner = PipelineState.STARTING, "", runner
-        entry.stats, entry.device = None, None
-        self._notify()
+        entry.stats, entry.device, entry.start_time = None, None, None
+        self._notify(name)
+        return runner
+
+    async def _start_later(self, name: str, entry: _Entry) -> PipelineStatus:
+        if self._entries.get(name) is not entry:
+            raise PipelineNotFound(f"pipeline '{name}' was removed by a reload")
+        self._refuse_if_closing()
+        return await self._starting(name, entry, self._begin_start(name, entry))
+
+    async def _starting(self, name: str, entry: _Entry, runner: PipelineRunner) -> PipelineStatus:
+        probe = self._probe
+        if entry.spec.claims_device and probe is not None and not probe.done():
+            await asyncio.wait([probe])  # the daemon itself has the device open briefly
         try:
             await asyncio.to_thread(self._open_and_start, runner)
-        except EegpiError as exc:
-            entry.state, entry.last_error, entry.runner = PipelineState.FAILED, str(exc), None
-            self._notify()
-            log.error("pipeline %s failed to start: %s", name, exc)
-            raise
         except Exception as exc:
             entry.state, entry.runner = PipelineState.FAILED, None
-            entry.last_error = f"internal error: {type(exc).__name__}: {exc}"
-            self._notify()
-            log.exception("pipeline %s failed to start", name)
-            raise PipelineStateError(f"pipeline '{name}' failed to start: {exc}") from exc
+            entry.stats = runner.snapshot().stats
+            if isinstance(exc, EegpiError):
+                entry.last_error = str(exc)
+                log.error("pipeline %s failed to start: %s", name, exc)
+            else:  # a bug: the caller gets it as it is (INTERNAL over gRPC)
+                entry.last_error = f"internal error: {type(exc).__name__}: {exc}"
+                log.exception("pipeline %s failed to start", name)
+            self._notify(name)
+            raise
         snap = runner.snapshot()
         entry.start_time = snap.started_at
         entry.device = _device_info(runner)
-        if snap.error:  # died between start and here
-            entry.state, entry.last_error = PipelineState.FAILED, snap.error
-            entry.stats, entry.runner = snap.stats, None
+        if snap.error:  # died between start and here: wait until it is closed
+            await asyncio.to_thread(runner.stop)
+            self._finish(entry, runner)
         else:
             entry.state = PipelineState.RUNNING
-            log.info("pipeline %s running (topics: %s)", name, ", ".join(spec.topics) or "none")
-        self._notify()
+            log.info(
+                "pipeline %s running (topics: %s)", name, ", ".join(entry.spec.topics) or "none"
+            )
+            self._notify(name)
         return self._status(name, entry)
 
     @staticmethod
@@ -265,34 +422,40 @@ class PipelineManager:
             runner.stop()
             raise
 
-    async def stop(self, name: str) -> PipelineStatus:
-        entry = self._get(name)
-        if entry.state in (PipelineState.STARTING, PipelineState.STOPPING):
-            raise PipelineStateError(
-                f"pipeline '{name}' is {entry.state.value.lower()}; try again in a moment"
-            )
-        runner = entry.runner
-        if runner is not None:
-            entry.state = PipelineState.STOPPING
-            self._notify()
-            try:
-                await asyncio.to_thread(runner.stop)
-            finally:
-                self._finish(entry, runner)
-        elif entry.state is PipelineState.FAILED:
+    # -- stopping ----------------------------------------------------------------------------
+
+    def _acknowledge(self, name: str, entry: _Entry) -> PipelineStatus:
+        """Stop of a pipeline that does not run: FAILED becomes STOPPED (error kept)."""
+        if entry.state is PipelineState.FAILED:
             entry.state = PipelineState.STOPPED
-            self._notify()
+            self._notify(name)
         status = self._status(name, entry)
-        if entry.removed:
-            del self._entries[name]
+        self._drop_if_removed(name, entry)
         return status
 
-    async def stop_all(self) -> None:
-        for name in [n for n, e in self._entries.items() if e.runner is not None]:
-            with contextlib.suppress(EegpiError):
-                await self.stop(name)
+    def _begin_stop(self, entry: _Entry) -> None:
+        entry.state = PipelineState.STOPPING
+        self._notify(entry.spec.name)
+
+    async def _stop_later(self, name: str, entry: _Entry) -> PipelineStatus:
+        runner = entry.runner
+        if runner is None:  # the start failed, or it failed while running
+            return self._acknowledge(name, entry)
+        self._begin_stop(entry)
+        return await self._stopping(name, entry, runner)
+
+    async def _stopping(self, name: str, entry: _Entry, runner: PipelineRunner) -> PipelineStatus:
+        try:
+            await asyncio.to_thread(runner.stop)
+        except Exception:
+            log.exception("stopping pipeline %s failed", name)
+        self._finish(entry, runner)
+        status = self._status(name, entry)
+        self._drop_if_removed(name, entry)
+        return status
 
     def _finish(self, entry: _Entry, runner: PipelineRunner) -> None:
+        """The runner is closed: keep its final counters, STOPPED or FAILED."""
         snap = runner.snapshot()
         entry.stats = snap.stats
         entry.runner = None
@@ -300,17 +463,26 @@ class PipelineManager:
             entry.state, entry.last_error = PipelineState.FAILED, snap.error
         else:
             entry.state = PipelineState.STOPPED
+        status = self._status(entry.spec.name, entry)
         log.info(
             "pipeline %s %s (%d samples, %d dropped)",
             entry.spec.name,
             entry.state.value.lower(),
-            snap.stats.samples_acquired,
-            snap.stats.samples_dropped,
+            status.samples_acquired,
+            status.samples_dropped,
         )
-        self._notify()
+        self._notify(entry.spec.name)
+
+    def _drop_if_removed(self, name: str, entry: _Entry) -> None:
+        """Forget a pipeline whose file went away, once it is idle with nothing queued."""
+        op = entry.pending()
+        if op is not None and op.task is not asyncio.current_task():
+            return  # a later start or stop is queued; it decides
+        if entry.removed and entry.state not in _ACTIVE and self._entries.get(name) is entry:
+            del self._entries[name]
 
     def _from_thread(self, name: str, runner: PipelineRunner) -> None:
-        """Called by a pipeline thread when it ends (any thread)."""
+        """Called by a pipeline thread when it ends (any thread), its stages closed."""
         loop = self._loop
         if loop is None or loop.is_closed():
             return
@@ -320,40 +492,68 @@ class PipelineManager:
     def _runner_ended(self, name: str, runner: PipelineRunner) -> None:
         entry = self._entries.get(name)
         if entry is None or entry.runner is not runner or entry.state is not PipelineState.RUNNING:
-            return  # a stop() in progress handles it, or a newer run has begun
-        self._finish(entry, entry.runner)
-        if entry.removed:
-            del self._entries[name]
+            return  # a start or stop in progress handles it, or a newer run has begun
+        self._finish(entry, runner)
+        self._drop_if_removed(name, entry)
 
     # -- watching ----------------------------------------------------------------------------
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
+    def _notify(self, name: str = "") -> None:
+        """Queue the status of ``name`` (every pipeline when empty) for its watchers."""
+        if not self._watchers:
+            return
+        names = [name] if name else sorted(self._entries)
+        statuses = [self._status(n, self._entries[n]) for n in names if n in self._entries]
+        for watcher in self._watchers:
+            for st in statuses:
+                if watcher.name in ("", st.name):
+                    _offer(watcher.queue, st)
 
-    async def watch(self, name: str = "") -> AsyncIterator[PipelineStatus]:
+    async def watch(self, name: str = "") -> AsyncGenerator[PipelineStatus, None]:
         """Current status, then every change; counters refresh about once a second."""
         if name:
             self._get(name)
+        loop = asyncio.get_running_loop()
+        watcher = _Watcher(name)
+        self._watchers.append(watcher)
         last: dict[str, PipelineStatus] = {}
-        while True:
-            changed = self._changed
-            try:
-                statuses = self.status(name)
-            except PipelineNotFound:
-                return  # removed by a reload
-            for st in statuses:
-                if last.get(st.name) != st:
-                    last[st.name] = st
-                    yield st
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), _WATCH_PERIOD_S)
+        try:
+            updates = self.status(name)
+            refresh_at = loop.time() + _WATCH_PERIOD_S
+            while True:
+                for st in updates:
+                    if last.get(st.name) != st:
+                        last[st.name] = st
+                        yield st
+                try:
+                    timeout = max(0.0, refresh_at - loop.time())
+                    updates = [await asyncio.wait_for(watcher.queue.get(), timeout)]
+                except TimeoutError:
+                    try:
+                        updates = self.status(name)
+                    except PipelineNotFound:
+                        return  # removed by a reload
+                    refresh_at = loop.time() + _WATCH_PERIOD_S
+        finally:
+            self._watchers.remove(watcher)
 
     # -- device ------------------------------------------------------------------------------
 
     async def device_report(self) -> DeviceReport:
-        from dataclasses import replace
+        """The device as the pipeline holding it sees it, or as a brief probe finds it.
 
+        Waits for a start or stop of a device pipeline in flight first: the acquisition
+        process opens and releases the device then, and must not meet the daemon's probe.
+        """
+        while True:
+            moving = [
+                op.task
+                for e in self._entries.values()
+                if e.spec.claims_device and (op := e.pending()) is not None
+            ]
+            if not moving:
+                break
+            await asyncio.wait(moving)
         for name, entry in self._entries.items():
             runner = entry.runner
             if runner is None or not entry.spec.claims_device or runner.source is None:
@@ -361,10 +561,22 @@ class PipelineManager:
             report = runner.source.device_report()
             if isinstance(report, DeviceReport):
                 return replace(report, held_by=name)
-        from eegpi.hardware import probe
+        probe = self._probe
+        if probe is None or probe.done():
+            from eegpi import hardware
 
-        result: DeviceReport = await asyncio.to_thread(probe, self._device)
-        return result
+            probe = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(hardware.probe, self._device)
+            )
+            self._probe = probe
+            self._track(probe)
+        return await asyncio.shield(probe)
+
+
+def _offer(queue: asyncio.Queue[PipelineStatus], status: PipelineStatus) -> None:
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(status)
 
 
 def _next_topics(entry: _Entry) -> tuple[str, ...]:
