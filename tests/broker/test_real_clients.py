@@ -254,7 +254,7 @@ async def test_viewer_asks_for_the_token_and_uses_it(tmp_path: Path) -> None:
     producer = Producer(broker)
     try:
         async with chromium(f"{broker.http}/", tmp_path) as tab:
-            state = await poll(tab, VIEWER_STATE, lambda s: (s or {}).get("authRequired"))
+            state = await poll(tab, VIEWER_STATE, lambda s: bool((s or {}).get("authRequired")))
             assert state["authRequired"] is True and state["connected"] is False, state
             assert await tab.evaluate("document.getElementById('auth').hidden") is False
             assert broker.hub.stats.connections_total == 0
@@ -266,7 +266,7 @@ async def test_viewer_asks_for_the_token_and_uses_it(tmp_path: Path) -> None:
                 )
 
             await enter("not the token")
-            state = await poll(tab, VIEWER_STATE, lambda s: s.get("tokenRejected"))
+            state = await poll(tab, VIEWER_STATE, lambda s: bool(s.get("tokenRejected")))
             assert state["tokenRejected"] is True and state["connected"] is False, state
             await enter(TOKEN)
             state = await poll(tab, VIEWER_STATE, lambda s: s.get("samples", 0) >= 250)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import urllib.error
 import urllib.request
+from typing import Any
 
 import numpy as np
 import pytest
@@ -56,7 +57,7 @@ async def test_json_data_shape_and_contiguous_seq(broker: Broker) -> None:
         await recv_json(ws)
         for seq in range(0, 30, 3):
             broker.hub.publish("eeg", make_block(seq, 3))
-        received = []
+        received: list[dict[str, Any]] = []
         while sum(len(m["data"]) for m in received) < 30:
             received.append(await recv_until(ws, is_data))
     assert set(received[0]) == {"topic", "seq", "timestamp", "data"}
