@@ -27,6 +27,7 @@ from eegpi.hardware.base import (
 from eegpi.hardware.config import DeviceConfig
 from eegpi.hardware.driver import Ads1299
 from eegpi.hardware.pi import (
+    DRDY_EVENT_BUFFER,
     GpiodDrdy,
     GpiodPins,
     MonotonicClock,
@@ -102,9 +103,10 @@ def open_link(cfg: DeviceConfig, chips: int = 1) -> HardwareLink:
     gpio = resolve_gpio(cfg, backend)
     lines = _control_lines(cfg)
     spidev_factory: Callable[[], SpiDevLike]
-    request_drdy: Callable[[str, int], EdgeRequestLike]
+    request_drdy: Callable[[str, int, int], EdgeRequestLike]
     request_outputs: Callable[[str, Mapping[str, int]], OutputRequestLike]
     rpi_gpio: Callable[[], RpiGpioLike]
+    idle: Callable[[float], None] | None = None
     clock: Clock
     if backend == "mock":
         from eegpi.hardware.emulator import EmulatedBoard
@@ -125,7 +127,9 @@ def open_link(cfg: DeviceConfig, chips: int = 1) -> HardwareLink:
     try:
         if gpio == "rpigpio":
             module = rpi_gpio()
-            drdy = RpiGpioDrdy(module, cfg.drdy_pin, clock.monotonic_ns)
+            if backend == "mock":
+                idle = getattr(module, "idle", None)  # the stand-in moves virtual time there
+            drdy = RpiGpioDrdy(module, cfg.drdy_pin, clock.monotonic_ns, idle=idle)
             drdy_name = f"GPIO{cfg.drdy_pin} (RPi.GPIO)"
             try:
                 pins = RpiGpioPins(module, lines)
@@ -134,7 +138,7 @@ def open_link(cfg: DeviceConfig, chips: int = 1) -> HardwareLink:
                 raise
         else:
             chip_path = find_chip(cfg.gpiochip)
-            drdy = GpiodDrdy(request_drdy(chip_path, cfg.drdy_pin))
+            drdy = GpiodDrdy(request_drdy(chip_path, cfg.drdy_pin, DRDY_EVENT_BUFFER))
             drdy_name = f"GPIO{cfg.drdy_pin} on {chip_path}"
             try:
                 pins = GpiodPins(request_outputs(chip_path, lines) if lines else None, lines)

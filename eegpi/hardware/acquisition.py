@@ -5,10 +5,16 @@ read one frame, store its bytes in a :class:`~eegpi.hardware.ring.FrameRing` wit
 and the kernel's edge time. Decoding happens block-wise in the consumer. Losses are counted,
 never hidden:
 
-* missed DRDYs: from gaps in the edge ``line_seqno`` (the kernel keeps 16 events and drops the
-  oldest) and from edge-time gaps longer than 1.5 periods (an edge the kernel never saw); only
-  the newest result of a burst is readable, so the others are lost too;
+* missed conversions: gaps in the edge ``line_seqno`` (the kernel keeps 1024 events and drops
+  the oldest), edge-time gaps of a whole period more than the seqno says (an edge the kernel
+  never saw), and the older results of a burst (only the newest is readable);
+* a frame during whose read a DRDY may have fallen before the transfer began: which conversion
+  it holds cannot be known, so it is discarded and counted as missed
+  (:mod:`eegpi.hardware.slots` labels frames and explains why);
 * a full ring (consumer too slow): the frame is dropped and its slot left as a gap.
+
+Every slot up to the newest is therefore either in the ring or counted:
+``frames_read + missed == newest slot + 1``.
 
 The loop runs on a thread of its own; that thread lives in the daemon's process (``thread``
 mode, tests) or in the acquisition process (:mod:`eegpi.hardware.process`), which hands the
@@ -27,6 +33,7 @@ from eegpi.exc import HardwareError
 from eegpi.hardware.base import EdgeEventLike
 from eegpi.hardware.driver import Ads1299
 from eegpi.hardware.ring import FrameRing, RawFrames
+from eegpi.hardware.slots import slot_counter
 
 __all__ = ["Acquisition", "FrameSource", "RawFrames", "default_capacity"]
 
@@ -140,7 +147,8 @@ class Acquisition:
 
     @property
     def missed(self) -> int:
-        """Conversions whose DRDY was missed or overwritten before the read."""
+        """Conversions no frame carries: DRDY missed, result overwritten before the read, or
+        the frame discarded because it could not be named."""
         return self.ring.missed
 
     @property
@@ -156,6 +164,9 @@ class Acquisition:
             raise RuntimeError("acquisition already started")
         self.ring.restart()
         self.ring.prefault()
+        drdy = self.device.link.drdy
+        while drdy.wait(0):  # edges of an earlier run must not count in this one
+            drdy.read_events()
         self.device.start()
         self._thread = threading.Thread(target=self._run, name="eegpi-acquisition", daemon=True)
         self._thread.start()
@@ -230,26 +241,22 @@ class Acquisition:
         read_frame = device.read_frame
         ring = self.ring
         put, count_missed, lossless = ring.put, ring.count_missed, self.lossless
-        period = self.period_ns
         settle_s = 4 / self.sample_rate + 0.001
         stuck_ns = int((self.stuck_timeout_s + settle_s) * 1e9)
         poll_s = min(0.05, self.stuck_timeout_s / 4)
         stopping = self._stopping
         is_stopping = stopping.is_set
-        last_seqno = -1
-        last_edge = 0
-        slot = -1
-        progress = clock.monotonic_ns()
-        # Time to clock one frame out: an edge older than (read end - this) fell before the
-        # read began, so the output register already held that newer conversion.
-        read_ns = int(self.frame_len * 8e9 / device.data_speed_hz)
+        now = clock.monotonic_ns
+        slots = slot_counter(drdy.kernel_stamps, self.period_ns)
+        observe, place = slots.observe, slots.place
+        progress = now()
         carry: Sequence[EdgeEventLike] = ()
         while not is_stopping():
             if carry:
                 events, carry = carry, ()
             else:
                 if not drdy.wait(poll_s):
-                    idle = clock.monotonic_ns() - progress
+                    idle = now() - progress
                     if idle > stuck_ns:
                         raise HardwareError(
                             f"no DRDY from the ADS1299 for {idle / 1e9:.2f} s: is DRDY wired to "
@@ -260,33 +267,25 @@ class Acquisition:
                 events = drdy.read_events()
                 if not events:
                     continue
-            event = events[-1]  # only the newest result is in the output register
+                observe(events)
+            # The clock before and after the read bound when the transfer began; edges seen
+            # after it are sorted by their stamps (see eegpi.hardware.slots).
+            began = now()
             frame = read_frame()
+            ended = now()
+            late: Sequence[EdgeEventLike] = ()
             if drdy.wait(0):
-                # The read came late (preempted host): label the frame with the newest edge
-                # that fell before it started, keep later edges for the next round.
-                began = clock.monotonic_ns() - read_ns
                 late = drdy.read_events()
-                older = [e for e in late if e.timestamp_ns <= began]
-                if older:
-                    event = older[-1]
-                carry = late[len(older) :]
-            edge_ns = event.timestamp_ns
-            if slot < 0:
-                step = 1
-            else:
-                step = event.line_seqno - last_seqno
-                gap = edge_ns - last_edge
-                if gap > 1.5 * period * step:
-                    step = round(gap / period)
-                if step < 1:
-                    step = 1
-                if step > 1:
-                    count_missed(step - 1)
-            slot += step
-            last_seqno, last_edge = event.line_seqno, edge_ns
-            progress = clock.monotonic_ns()
-            put(bytes(frame), slot, edge_ns, lossless=lossless, stopping=is_stopping)
+                observe(late)
+            where = place(events, late, began, ended)
+            carry = where.carry
+            if where.lost:
+                count_missed(where.lost)
+            progress = ended
+            if where.slot is not None:
+                put(
+                    bytes(frame), where.slot, where.edge_ns, lossless=lossless, stopping=is_stopping
+                )
 
     # --- consumer ----------------------------------------------------------------------------
 

@@ -95,7 +95,12 @@ class SpiBus(Protocol):
 
 
 class DrdyLine(Protocol):
-    """Falling edges of DRDY with kernel timestamps and sequence numbers."""
+    """Falling edges of DRDY with timestamps and sequence numbers."""
+
+    kernel_stamps: bool
+    """True: each event's time was taken when the edge fell and its ``line_seqno`` counts every
+    edge (gpiod). False: times were taken later, in user space, so they only bound the edge
+    from above, and edges the library never reported have no number (RPi.GPIO)."""
 
     def wait(self, timeout: float) -> bool:
         """True when at least one edge event is waiting, False after ``timeout`` seconds."""

@@ -5,11 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["AcquisitionMode", "Backend", "DeviceConfig", "EmulatorConfig", "GpioLibrary"]
+__all__ = [
+    "AcquisitionMode",
+    "Backend",
+    "DeviceConfig",
+    "EmulatorConfig",
+    "GpioLibrary",
+    "StallPoint",
+]
 
 Backend = Literal["auto", "pi", "mock"]
 AcquisitionMode = Literal["process", "thread"]
 GpioLibrary = Literal["auto", "gpiod", "rpigpio"]
+StallPoint = Literal["events", "before", "during", "after"]
 
 
 @dataclass(frozen=True)
@@ -54,11 +62,26 @@ class EmulatorConfig:
     """The bias electrode is off (CONFIG3.BIAS_STAT reads 1)."""
     strict: bool = True
     """Ignore commands sent with timing the chip cannot decode (too fast, CS released early)."""
-    event_buffer_size: int = 16
-    """Edge events the emulated kernel keeps per line; overflow drops the oldest."""
+    event_buffer_size: int = 1024
+    """Most edge events the emulated kernel keeps per line (it keeps what the request asks
+    for, up to this; overflow drops the oldest). The default is what the pi backend asks for."""
     late_read_every: int = 0
     """Fault: every Nth frame read stalls the host for ``late_read_periods`` periods."""
     late_read_periods: int = 2
+    late_read_at: StallPoint = "before"
+    """Where the late-read stall hits: ``events`` (after the edge events were read, before the
+    reader looks at the clock), ``before`` the chip's output register is clocked out,
+    ``during`` the transfer (after the register was latched) or ``after`` it."""
+    drop_conversions: tuple[int, ...] = ()
+    """Fault: conversions (0 = the first after START, counted per run) whose DRDY edge event is
+    lost before the reader sees it, as when the kernel's event buffer overflows: the line's
+    sequence number still counts it, so the loss shows as a ``line_seqno`` gap."""
+    silent_conversions: tuple[int, ...] = ()
+    """Fault: conversions whose DRDY edge never reaches the GPIO (a missed interrupt): no event,
+    no sequence number, so only the gap in edge times shows the loss."""
+    stamp_index: bool = False
+    """Test aid: channel 1 of chip 1 carries the conversion's index in its run (as counts)
+    instead of its input, so every frame says which conversion it is."""
     stuck_drdy_after: int | None = None
     """Fault: DRDY stops falling after this many conversions."""
     miso_stuck: int | None = None
@@ -78,8 +101,18 @@ class EmulatorConfig:
         for name in ("late_read_every", "late_read_periods", "corrupt_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"emulator.{name}: must not be negative")
-        if not isinstance(self.leads_off, tuple):
-            object.__setattr__(self, "leads_off", tuple(self.leads_off))
+        if self.late_read_at not in ("events", "before", "during", "after"):
+            raise ValueError(
+                f"emulator.late_read_at: {self.late_read_at!r} is not one of "
+                "events, before, during, after"
+            )
+        for name in ("leads_off", "drop_conversions", "silent_conversions"):
+            if not isinstance(getattr(self, name), tuple):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("drop_conversions", "silent_conversions"):
+            for k in getattr(self, name):
+                if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                    raise ValueError(f"emulator.{name}: {k!r} is not a conversion number >= 0")
         for ch in self.leads_off:
             if not isinstance(ch, int) or not 1 <= ch <= 32:
                 raise ValueError(f"emulator.leads_off: {ch!r} is not a channel number 1..32")

@@ -17,6 +17,7 @@ from eegpi.exc import HardwareError
 from eegpi.hardware.base import EdgeEventLike, EdgeRequestLike, OutputRequestLike, SpiDevLike
 
 __all__ = [
+    "DRDY_EVENT_BUFFER",
     "HEADER_CHIP_LABELS",
     "GpiodDrdy",
     "GpiodPins",
@@ -34,6 +35,10 @@ Pi 5 chip moved from gpiochip4 to gpiochip0 in 2024, so chips are found by label
 
 SPI_MODE = 1
 """CPOL 0, CPHA 1: the ADS1299 latches DIN on the falling edge."""
+DRDY_EVENT_BUFFER = 1024
+"""Edge events the kernel keeps for the DRDY request (its default is 16 per line): a reader
+stalled for up to 1024 periods still sees every edge, and a longer stall shows as a gap in
+``line_seqno`` instead of going unseen. 1024 is also the kernel's upper limit."""
 
 
 def _missing(package: str, exc: ImportError) -> HardwareError:
@@ -117,8 +122,11 @@ def find_gpiochip(spec: str) -> str:
     )
 
 
-def gpiod_request_drdy(chip_path: str, offset: int) -> EdgeRequestLike:
-    """Request DRDY as an input with falling-edge events stamped by CLOCK_MONOTONIC."""
+def gpiod_request_drdy(
+    chip_path: str, offset: int, event_buffer_size: int = DRDY_EVENT_BUFFER
+) -> EdgeRequestLike:
+    """Request DRDY as an input with falling-edge events stamped by CLOCK_MONOTONIC, the
+    kernel keeping ``event_buffer_size`` of them."""
     try:
         import gpiod
         from gpiod.line import Bias, Clock, Direction, Edge
@@ -132,7 +140,10 @@ def gpiod_request_drdy(chip_path: str, offset: int) -> EdgeRequestLike:
     )
     try:
         request: EdgeRequestLike = gpiod.request_lines(
-            chip_path, consumer="eegpi-drdy", config={offset: settings}
+            chip_path,
+            consumer="eegpi-drdy",
+            config={offset: settings},
+            event_buffer_size=event_buffer_size,
         )
     except OSError as exc:
         raise HardwareError(
@@ -183,6 +194,9 @@ def gpiod_request_outputs(chip_path: str, lines: Mapping[str, int]) -> OutputReq
 
 class GpiodDrdy:
     """DRDY falling edges from a gpiod v2 line request (or its stand-in)."""
+
+    kernel_stamps = True
+    """Edges are stamped in the interrupt and numbered by the kernel (``line_seqno``)."""
 
     def __init__(self, request: EdgeRequestLike) -> None:
         self._request = request

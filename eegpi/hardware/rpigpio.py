@@ -3,8 +3,9 @@
 One class covers both libraries that provide ``RPi.GPIO``: RPi.GPIO itself and rpi-lgpio (a
 shim over lgpio and the gpiochip device; both install the ``RPi`` package, so only one can be
 present). Edges arrive as callbacks on the library's own thread; each callback stamps
-``time.monotonic_ns()`` and a running sequence number into a 16-entry buffer that drops the
-oldest, like the kernel's, so the acquisition loop's gap detection works unchanged.
+``time.monotonic_ns()`` and a running sequence number into a buffer that drops the oldest, like
+the kernel's. Those stamps are late by the callback's latency, so the acquisition labels frames
+from the DRDY cadence and its own clock instead (:class:`~eegpi.hardware.slots.CadenceSlots`).
 
 Weaker than gpiod, and why gpiod stays the default:
 
@@ -45,8 +46,8 @@ __all__ = [
     "real_rpi_gpio",
 ]
 
-EVENT_BUFFER_SIZE = 16
-"""Edge events kept for the reader, as the kernel keeps for a gpiod line request."""
+EVENT_BUFFER_SIZE = 1024
+"""Edge events kept for the reader, as many as the kernel keeps for the gpiod DRDY request."""
 
 _FAILED_EDGE_HINT = (
     "RPi.GPIO cannot detect edges on a Pi 5 or on kernel 6.6 and later: install gpiod "
@@ -121,12 +122,16 @@ def real_rpi_gpio(gpiochip: str = "auto") -> RpiGpioLike:
 class RpiGpioDrdy:
     """DRDY falling edges from RPi.GPIO callbacks, buffered like gpiod edge events."""
 
+    kernel_stamps = False
+    """Stamped when the callback runs: an upper bound on the edge time, late by the latency."""
+
     def __init__(
         self,
         gpio: RpiGpioLike,
         pin: int,
         clock: Callable[[], int] = time.monotonic_ns,
         buffer_size: int = EVENT_BUFFER_SIZE,
+        idle: Callable[[float], None] | None = None,
     ) -> None:
         """
         Args:
@@ -135,10 +140,13 @@ class RpiGpioDrdy:
             clock: stamps each edge when its callback runs (CLOCK_MONOTONIC on a Pi).
             buffer_size: events kept; when full the oldest is dropped, leaving a
                 ``line_seqno`` gap.
+            idle: called (with the timeout) when the reader is about to wait with nothing to
+                read; the emulator's virtual clock moves to the next edge there.
         """
         self._gpio = gpio
         self._pin = pin
         self._clock = clock
+        self._idle = idle
         self._events: deque[RpiGpioEdgeEvent] = deque(maxlen=buffer_size)
         self._seqno = 0
         self._cond = threading.Condition()
@@ -167,6 +175,9 @@ class RpiGpioDrdy:
         with self._cond:
             if self._events or timeout <= 0:
                 return bool(self._events)
+        if self._idle is not None:
+            self._idle(timeout)
+        with self._cond:
             return self._cond.wait_for(lambda: bool(self._events), timeout)
 
     def read_events(self) -> Sequence[RpiGpioEdgeEvent]:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hw_helpers import mock_config
 
+from eegpi.ads1299.frames import decode_frames
 from eegpi.ads1299.registers import DataRate
 from eegpi.ads1299.settings import chain_settings
 from eegpi.exc import HardwareError
@@ -53,36 +54,26 @@ def test_clock_error_shows_in_edge_times() -> None:
 
 
 def test_real_time_cadence_at_250_sps() -> None:
-    device = _device(mock_config(realtime=True), 250)
+    # A loaded host may miss DRDYs: each one is counted and shows as a gap, and every frame
+    # still carries the conversion its slot names. How few it misses is for bench/.
+    device = _device(mock_config(realtime=True, stamp_index=True), 250)
     acq = Acquisition(device, 250)
     acq.start()
+    parts = []
     try:
-        assert acq.wait(1, 2.0) >= 1
-        first = acq.take()
-        assert acq.wait(150, 3.0) >= 150  # > 0.5 s of data
-        raw = acq.take()
+        while not parts or parts[-1].seq[-1] < 150:  # > 0.5 s of slots
+            assert acq.wait(1, 5.0) >= 1
+            parts.append(acq.take())
     finally:
         acq.stop()
         device.close()
-    span_s = (raw.edge_ns[-1] - first.edge_ns[0]) / 1e9
-    slots = raw.seq[-1] - first.seq[0]
-    assert span_s >= 0.5
-    assert slots / span_s == pytest.approx(250, rel=0.02)
-    assert acq.missed <= 2  # a loaded CI host may miss a DRDY; it is counted, not hidden
-
-
-def test_late_reads_become_counted_gaps_with_correct_labels() -> None:
-    clean = _acquire(mock_config(), 1000, 600).take()
-    acq = _acquire(mock_config(late_read_every=10, late_read_periods=3), 1000, 200)
-    raw = acq.take()
-    steps = np.diff(raw.seq)
-    assert set(steps.tolist()) <= {1, 3, 4} and steps.max() > 1  # each stall loses conversions
-    assert acq.missed == int((steps - 1).sum()) > 0
-    # Every frame carries the conversion its slot names (a late read returns a newer result).
-    assert np.array_equal(clean.seq, np.arange(len(clean)))
-    known = raw.seq < len(clean)
-    assert known.sum() >= 200
-    assert np.array_equal(raw.frames[known], clean.frames[raw.seq[known]])
+    parts.append(acq.take())
+    seq = np.concatenate([p.seq for p in parts])
+    edge_ns = np.concatenate([p.edge_ns for p in parts])
+    conversion = decode_frames(np.concatenate([p.frames for p in parts]), 1, 8).counts[:, 0]
+    assert np.array_equal(conversion, seq)  # slot 0 is conversion 0: the first edge
+    assert np.allclose(np.diff(edge_ns) / np.diff(seq), 4e6, atol=1.0)  # the chip's cadence
+    assert acq.frames_read == len(seq) and acq.frames_read + acq.missed == seq[-1] + 1
 
 
 def test_full_ring_drops_are_counted_as_gaps() -> None:
@@ -116,15 +107,3 @@ def test_stuck_drdy_is_an_error_after_the_timeout() -> None:
     finally:
         acq.stop()
         device.close()
-
-
-def test_kernel_buffer_overflow_is_seen_from_line_seqno() -> None:
-    # A 40-period stall overflows the 16-event kernel buffer: only line_seqno tells how many
-    # DRDYs went by, so the gap must still be the full 40 (or 41) slots.
-    clean = _acquire(mock_config(), 1000, 600).take()
-    acq = _acquire(mock_config(late_read_every=100, late_read_periods=40), 1000, 300)
-    raw = acq.take()
-    steps = np.diff(raw.seq)
-    assert set(steps.tolist()) - {1} <= {40, 41} and steps.max() >= 40
-    known = raw.seq < len(clean)
-    assert np.array_equal(raw.frames[known], clean.frames[raw.seq[known]])

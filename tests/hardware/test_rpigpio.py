@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from eegpi.ads1299.frames import decode_frames
 from eegpi.ads1299.settings import chain_settings
 from eegpi.daemon.config import AppConfig, from_mapping
 from eegpi.exc import HardwareError
@@ -59,52 +60,63 @@ def _rpigpio_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("rpigpio-")]
 
 
+def _conversions(raw: RawFrames) -> np.ndarray[Any, Any]:
+    """The conversion each frame holds (the emulator's ``stamp_index``)."""
+    return decode_frames(raw.frames, 1, 8).counts[:, 0].astype(np.int64)
+
+
+def _check_labels(raw: RawFrames, missed: int) -> None:
+    """Every frame carries the conversion its slot names; every other slot is counted."""
+    offset = _conversions(raw) - raw.seq
+    assert np.all(offset == offset[0]), np.flatnonzero(offset != offset[0])
+    assert len(raw) + missed == raw.seq[-1] + 1
+
+
 def test_contiguous_at_250_sps_in_virtual_time() -> None:
-    raw, missed = _acquire(_config(), 250, 300, lossless=True)
+    raw, missed = _acquire(_config(stamp_index=True), 250, 300, lossless=True)
     assert np.array_equal(raw.seq, np.arange(len(raw)))
     assert np.allclose(np.diff(raw.edge_ns), 4e6, atol=1.0)
     assert missed == 0
-    clean, _ = _acquire(_config(gpio="gpiod"), 250, len(raw), lossless=True)
-    assert np.array_equal(raw.frames, clean.frames[: len(raw)])  # same conversions, same labels
+    _check_labels(raw, missed)
 
 
-def test_contiguous_at_250_sps_in_real_time() -> None:
-    raw, missed = _acquire(_config(realtime=True), 250, 150, lossless=False)
+def test_labels_and_counts_hold_in_real_time() -> None:
+    # A loaded host loses conversions (counted); how many is for bench/, not a test.
+    raw, missed = _acquire(_config(realtime=True, stamp_index=True), 250, 150, lossless=False)
+    _check_labels(raw, missed)
     span_s = (raw.edge_ns[-1] - raw.edge_ns[0]) / 1e9
-    assert span_s >= 0.55
-    assert (raw.seq[-1] - raw.seq[0]) / span_s == pytest.approx(250, rel=0.02)
-    assert missed <= 2  # a loaded CI host may miss a DRDY; it is counted, not hidden
-    assert missed == int((np.diff(raw.seq) - 1).sum())
+    assert (raw.seq[-1] - raw.seq[0]) / span_s == pytest.approx(250, rel=0.01)
 
 
 def test_missed_edges_while_the_reader_stalls_are_counted_gaps() -> None:
-    clean, _ = _acquire(_config(gpio="gpiod"), 250, 400, lossless=True)
     raw, missed = _acquire(
-        _config(realtime=True, late_read_every=10, late_read_periods=3), 250, 120, lossless=False
+        _config(realtime=True, late_read_every=10, late_read_periods=3, stamp_index=True),
+        250,
+        120,
+        lossless=False,
     )
-    steps = np.diff(raw.seq)
-    assert steps.max() > 1 and missed == int((steps - 1).sum()) >= 8
-    # The callback thread stamps edges while the reader stalls: frames keep their labels.
-    known = raw.seq < len(clean)
-    matches = np.all(raw.frames[known] == clean.frames[raw.seq[known]], axis=1)
-    assert matches.mean() >= 0.97, np.flatnonzero(~matches)
+    assert np.diff(raw.seq).max() >= 3  # each stall loses the conversions that went by
+    _check_labels(raw, missed)  # callbacks stamped late do not move the labels
 
 
-def test_overflowing_the_16_event_buffer_is_seen_from_line_seqno() -> None:
-    # A 40-period stall: 40 callbacks, of which the buffer keeps the newest 16.
+def test_a_long_stall_is_counted_whole() -> None:
+    # A 40-period stall: the callbacks come late and in a burst; the cadence counts 40.
     raw, missed = _acquire(
-        _config(late_read_every=100, late_read_periods=40), 1000, 300, lossless=True
+        _config(late_read_every=100, late_read_periods=40, stamp_index=True),
+        1000,
+        300,
+        lossless=True,
     )
     steps = np.diff(raw.seq)
-    assert set(steps.tolist()) - {1} <= {40, 41} and steps.max() >= 40
-    assert missed == int((steps - 1).sum())
+    assert set(steps.tolist()) == {1, 41}
+    _check_labels(raw, missed)
 
 
 def test_buffer_keeps_the_newest_16_events_with_running_seqnos() -> None:
     board = EmulatedBoard(EmulatorConfig(realtime=False))
     gpio = board.rpi_gpio(26, {})
     ticks = iter(range(1000, 2000))
-    drdy = RpiGpioDrdy(gpio, 26, clock=lambda: next(ticks))
+    drdy = RpiGpioDrdy(gpio, 26, clock=lambda: next(ticks), buffer_size=16)
     callback: Callable[[int], None] = drdy._on_edge
     try:
         assert not drdy.wait(0)
@@ -120,14 +132,16 @@ def test_buffer_keeps_the_newest_16_events_with_running_seqnos() -> None:
 
 
 def test_stuck_drdy_is_an_error_naming_the_pin() -> None:
-    device = _device(_config(realtime=True, stuck_drdy_after=5), 250)
+    device = _device(_config(realtime=True, stuck_drdy_after=20), 250)
     acq = Acquisition(device, 250)
     acq.start()
     try:
-        assert acq.wait(5, 5.0) == 5
+        assert acq.wait(5, 5.0) >= 5
         acq.take()
         with pytest.raises(HardwareError, match=r"no DRDY .* for 0\.5\d s.*GPIO26 \(RPi\.GPIO\)"):
-            acq.wait(1, 5.0)
+            while True:  # the frames before DRDY stopped, then the error
+                acq.wait(1, 5.0)
+                acq.take()
     finally:
         acq.stop()
         device.close()

@@ -12,6 +12,7 @@ from eegpi.hardware.config import EmulatorConfig
 from eegpi.hardware.emulator.chip import Ads1299Emulator, channels_for_id
 from eegpi.hardware.emulator.clock import EmulatorClock, RealtimeClock, VirtualClock
 from eegpi.hardware.emulator.kernel import (
+    KERNEL_DEFAULT_EVENT_BUFFER,
     EmulatedEdgeRequest,
     EmulatedOutputRequest,
     EmulatedSpiDev,
@@ -32,9 +33,13 @@ class EmulatedBoard:
         """Stand-in for ``spidev.SpiDev()``."""
         return EmulatedSpiDev(self.chip)
 
-    def request_drdy(self, chip_path: str, offset: int) -> EmulatedEdgeRequest:
-        """Stand-in for ``gpiod.request_lines`` with falling-edge detection on DRDY."""
-        return EmulatedEdgeRequest(self.chip, offset, self.chip.cfg.event_buffer_size)
+    def request_drdy(
+        self, chip_path: str, offset: int, event_buffer_size: int | None = None
+    ) -> EmulatedEdgeRequest:
+        """Stand-in for ``gpiod.request_lines`` with falling-edge detection on DRDY: keeps the
+        events asked for (the kernel's 16 when not asked), at most the emulator's limit."""
+        asked = event_buffer_size or KERNEL_DEFAULT_EVENT_BUFFER
+        return EmulatedEdgeRequest(self.chip, offset, min(asked, self.chip.cfg.event_buffer_size))
 
     def request_outputs(self, chip_path: str, lines: Mapping[str, int]) -> EmulatedOutputRequest:
         """Stand-in for ``gpiod.request_lines`` of the RESET/START/PWDN outputs."""

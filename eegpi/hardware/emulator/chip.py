@@ -49,7 +49,7 @@ from eegpi.hardware.emulator.chunks import ChunkSource, ChunkSteps
 from eegpi.hardware.emulator.clock import EmulatorClock
 from eegpi.hardware.emulator.signals import FCLK_HZ, ChannelPlan, SignalGenerator
 
-__all__ = ["Ads1299Emulator", "channels_for_id"]
+__all__ = ["Ads1299Emulator", "EdgeBatch", "channels_for_id"]
 
 log = logging.getLogger("eegpi.hardware.emulator")
 
@@ -94,6 +94,9 @@ class Ads1299Emulator:
         self.powered = True
         self.start_pin = False
         self._chunks = ChunkSource(self._chunk_steps, _CHUNK)
+        self._silent = frozenset(cfg.silent_conversions)
+        self._dropped = frozenset(cfg.drop_conversions) - self._silent
+        self._stalled_read = 0
         self._power_on()
 
     # --- state -----------------------------------------------------------------------------
@@ -108,6 +111,7 @@ class Ads1299Emulator:
         self._tdr_ns = 0.0
         self._stop_index: int | None = None
         self._frames_read = 0
+        self._stalled_read = 0
         self._gen = SignalGenerator(
             self.cfg, self.chips * self.channels_per_chip, self.channels_per_chip
         )
@@ -167,24 +171,34 @@ class Ads1299Emulator:
 
     # --- DRDY --------------------------------------------------------------------------------
 
-    def edges(self, run_id: int, next_index: int, limit: int) -> tuple[int, int, list[int], int]:
-        """DRDY falling edges since a reader's cursor.
+    def edges(self, run_id: int, next_index: int, limit: int) -> EdgeBatch:
+        """DRDY falling edges since a reader's cursor, with the edge faults applied.
 
-        Returns:
-            (run_id, new next_index, timestamps of at most ``limit`` newest edges, edge count).
+        ``silent_conversions`` have no edge at all; ``drop_conversions`` have one whose event
+        is lost (it still counts in ``count``, as the kernel's line sequence number does).
         """
         with self._lock:
             if not self.powered or self.cfg.miso_stuck is not None or self._first_ns is None:
-                return run_id, next_index, [], 0
+                return EdgeBatch(run_id, next_index, 0, 0, [])
             if run_id != self.run_id:
                 run_id, next_index = self.run_id, 0
             latest = self._latest(self.clock.monotonic_ns())
-            count = latest + 1 - next_index
-            if count <= 0:
-                return run_id, next_index, [], 0
-            first = max(next_index, latest + 1 - limit)
-            stamps = [int(self._first_ns + k * self._tdr_ns) for k in range(first, latest + 1)]
-            return run_id, latest + 1, stamps, count
+            if latest < next_index:
+                return EdgeBatch(run_id, next_index, 0, 0, [])
+            silent, dropped = self._silent, self._dropped
+            silent_here = sum(1 for k in silent if next_index <= k <= latest)
+            dropped_here = sum(1 for k in dropped if next_index <= k <= latest)
+            count = latest + 1 - next_index - silent_here
+            stamps: list[tuple[int, int]] = []
+            position, k = count, latest
+            while k >= next_index and len(stamps) < limit:
+                if k not in silent:
+                    if k not in dropped:
+                        stamps.append((position, int(self._first_ns + k * self._tdr_ns)))
+                    position -= 1
+                k -= 1
+            stamps.reverse()
+            return EdgeBatch(run_id, latest + 1, count, count - dropped_here, stamps)
 
     def next_edge_ns(self, run_id: int, next_index: int) -> int | None:
         """When the next unseen DRDY edge falls, None when none will."""
@@ -224,36 +238,60 @@ class Ads1299Emulator:
     def transfer(self, data: list[int], speed_hz: int, delay_usecs: int) -> list[int]:
         """One CS-low transaction: decode DIN byte by byte and return DOUT."""
         stall_s = self._late_read_stall()
-        if stall_s:
-            # The host stalls between DRDY and its read: later results overwrite this one.
-            # Outside the lock, so DRDY edges keep falling (and being seen) meanwhile.
+        at = self.cfg.late_read_at
+        # The host stalls around its read (outside the lock, so DRDY edges keep falling and
+        # being seen meanwhile): before it, later results overwrite the one it was woken for;
+        # during or after it, the result is latched but the host's clock reads come late.
+        if at == "before":
             self.clock.sleep(stall_s)
         out = self._transfer(data, speed_hz, delay_usecs)
+        if at == "during":
+            self.clock.sleep(stall_s)
         if not self.clock.realtime:
             # Clocking the bytes takes time; virtual time must not stand still during a read.
             self.clock.sleep(len(data) * 8 / speed_hz + delay_usecs * 1e-6)
+        if at == "after":
+            self.clock.sleep(stall_s)
         return out
 
+    def _reads_frame(self) -> bool:
+        """A transfer now would clock out conversion data (RDATAC, awake, not in reset)."""
+        return (
+            self.powered
+            and self.cfg.miso_stuck is None
+            and self.spi_mode == 1
+            and self.clock.monotonic_ns() >= self.reset_until_ns
+            and self.rdatac
+            and not self.standby
+        )
+
     def _late_read_stall(self) -> float:
-        """Seconds the host stalls before this transfer: a frame read hit by the late-read fault."""
+        """Seconds the host stalls around this transfer: a frame read hit by the late-read
+        fault (counted here for every point but ``events``)."""
         every = self.cfg.late_read_every
         if not every:
             return 0.0
         with self._lock:
-            reads_frame = (
-                self.powered
-                and self.cfg.miso_stuck is None
-                and self.spi_mode == 1
-                and self.clock.monotonic_ns() >= self.reset_until_ns
-                and self.rdatac
-                and not self.standby
-            )
-            if not reads_frame:
+            if not self._reads_frame():
                 return 0.0
             self._frames_read += 1
-            if self._frames_read % every:
+            if self.cfg.late_read_at == "events" or self._frames_read % every:
                 return 0.0
             return self.cfg.late_read_periods * self._tdr_ns / 1e9
+
+    def events_stall(self) -> None:
+        """The ``events`` late-read point: the reader has taken its edge events and stalls
+        before it reads the clock and the frame (once per Nth frame read)."""
+        every = self.cfg.late_read_every
+        if not every or self.cfg.late_read_at != "events":
+            return
+        with self._lock:
+            upcoming = self._frames_read + 1
+            if upcoming % every or upcoming == self._stalled_read or not self._reads_frame():
+                return
+            self._stalled_read = upcoming
+            stall_s = self.cfg.late_read_periods * self._tdr_ns / 1e9
+        self.clock.sleep(stall_s)
 
     def _transfer(self, data: list[int], speed_hz: int, delay_usecs: int) -> list[int]:
         with self._lock:
@@ -503,6 +541,8 @@ class Ads1299Emulator:
         codes = np.rint(volts * cp.scale)
         codes = np.clip(codes, -_FULL_SCALE, _FULL_SCALE - 1).astype(np.int64)
         codes[:, cp.unpowered] = 0
+        if self.cfg.stamp_index:
+            codes[:, 0] = (start + np.arange(rows)) % _FULL_SCALE
         yield
         status = np.broadcast_to(cp.status, (rows, self.chips))
         every = self.cfg.corrupt_every
@@ -511,6 +551,21 @@ class Ads1299Emulator:
             bad = (start + np.arange(rows) + 1) % every == 0
             status[bad, 0] ^= 0x800000
         return encode_frames(status, codes, self.chips)
+
+
+@dataclass(frozen=True)
+class EdgeBatch:
+    """What :meth:`Ads1299Emulator.edges` saw since a reader's cursor."""
+
+    run_id: int
+    next_index: int
+    """The reader's new cursor: the first conversion not yet seen."""
+    count: int
+    """Edges that fell (a silent conversion has none; a dropped one counts)."""
+    delivered: int
+    """Edges whose event reaches the reader (``count`` minus the dropped ones)."""
+    stamps: list[tuple[int, int]]
+    """(position 1..count, time) of the newest ``limit`` delivered edges, oldest first."""
 
 
 @dataclass(frozen=True)

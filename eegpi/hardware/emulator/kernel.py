@@ -2,8 +2,9 @@
 ``gpiod`` v2 line request, wired to an emulated chip instead of the kernel.
 
 The edge request behaves like the kernel's: events carry a monotonic ``timestamp_ns`` and
-per-line / global sequence numbers, and the buffer keeps ``event_buffer_size`` events, dropping
-the oldest on overflow, so a slow reader sees a jump in ``line_seqno``.
+per-line / global sequence numbers, and the buffer keeps the ``event_buffer_size`` events the
+request asked for (16 when it did not ask, at most the emulator's ``event_buffer_size``),
+dropping the oldest on overflow, so a slow reader sees a jump in ``line_seqno``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ __all__ = ["EmulatedEdgeEvent", "EmulatedEdgeRequest", "EmulatedOutputRequest", 
 
 _SLICE_NS = 10_000_000
 """Longest real-time sleep while nothing is scheduled, so a START from elsewhere is seen."""
+KERNEL_DEFAULT_EVENT_BUFFER = 16
+"""Events the kernel keeps for a line request that does not ask for a size (16 per line)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +78,21 @@ class EmulatedEdgeRequest:
         self._seqno = 0
         self._released = False
 
+    @property
+    def event_buffer_size(self) -> int:
+        """Events this request keeps."""
+        return self._events.maxlen or 0
+
     def _collect(self) -> None:
-        run_id, nxt, stamps, count = self._chip.edges(
-            self._run_id, self._next_index, self._events.maxlen or 16
-        )
-        self._run_id, self._next_index = run_id, nxt
-        self._seqno += count - len(stamps)  # edges the buffer could not hold: oldest dropped
-        for ts in stamps:
-            self._seqno += 1
+        batch = self._chip.edges(self._run_id, self._next_index, self.event_buffer_size)
+        self._run_id, self._next_index = batch.run_id, batch.next_index
+        base = self._seqno
+        for position, ts in batch.stamps:
+            seqno = base + position  # edges the buffer could not hold leave a seqno gap
             self._events.append(
-                EmulatedEdgeEvent(EdgeType.FALLING_EDGE, ts, self._offset, self._seqno, self._seqno)
+                EmulatedEdgeEvent(EdgeType.FALLING_EDGE, ts, self._offset, seqno, seqno)
             )
+        self._seqno = base + batch.count
 
     def wait_edge_events(self, timeout: float | None = None) -> bool:
         if self._released:
@@ -110,7 +117,9 @@ class EmulatedEdgeRequest:
     def read_edge_events(self, max_events: int | None = None) -> list[EmulatedEdgeEvent]:
         self._collect()
         count = len(self._events) if max_events is None else min(max_events, len(self._events))
-        return [self._events.popleft() for _ in range(count)]
+        events = [self._events.popleft() for _ in range(count)]
+        self._chip.events_stall()  # the late-read fault's ``events`` point
+        return events
 
     def release(self) -> None:
         self._released = True

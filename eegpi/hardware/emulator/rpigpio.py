@@ -3,8 +3,12 @@
 It keeps RPi.GPIO's rules that the backend relies on (a numbering mode before ``setup``, an
 input before ``add_event_detect``, one edge detection per channel until ``cleanup``), and runs
 one callback thread per watched channel, as RPi.GPIO does. The thread calls the callback once
-per DRDY edge of the emulated chip: in real time at the edge, in virtual time once the reader
-has done something that takes time (an SPI read), so edges come as fast as they are read.
+per DRDY edge of the emulated chip that reaches the pin (not for ``drop_conversions`` or
+``silent_conversions``: RPi.GPIO has no sequence number to show either). In real time it calls
+at the edge; in virtual time as soon as the clock has passed the edge, and the clock moves only
+when the reader acts: its SPI reads take time, and while it waits with nothing to read,
+:meth:`EmulatedRpiGpio.idle` moves the clock to the next edge. So edges come as fast as they
+are read, and deterministically: the thread never moves the clock while the reader works.
 """
 
 from __future__ import annotations
@@ -36,25 +40,27 @@ class _EdgeThread:
         self._thread.start()
 
     def _deliver(self) -> int:
-        run_id, nxt, _, count = self._chip.edges(self._run_id, self._next_index, 1)
-        self._run_id, self._next_index = run_id, nxt
-        for _ in range(count):
+        batch = self._chip.edges(self._run_id, self._next_index, 0)
+        self._run_id, self._next_index = batch.run_id, batch.next_index
+        for _ in range(batch.delivered):
             self._callback(self._channel)
-        return count
+        return batch.delivered
+
+    def next_edge_ns(self) -> int | None:
+        """When the next edge this thread has not delivered falls (None: none will)."""
+        return self._chip.next_edge_ns(self._run_id, self._next_index)
 
     def _run(self) -> None:
         chip, clock = self._chip, self._chip.clock
         virtual = clock if isinstance(clock, VirtualClock) else None
         while not self._stop.is_set():
             now = clock.monotonic_ns()
-            delivered = self._deliver()
-            nxt = chip.next_edge_ns(self._run_id, self._next_index)
+            self._deliver()
             if virtual is not None:
-                if delivered or nxt is None:
-                    virtual.wait_moved(now, _POLL_S)  # the reader's turn
-                    continue
-                virtual.sleep_until(nxt)
-            elif nxt is None:
+                virtual.wait_moved(now, _POLL_S)  # the reader moves the clock
+                continue
+            nxt = chip.next_edge_ns(self._run_id, self._next_index)
+            if nxt is None:
                 self._stop.wait(_POLL_S)
             else:
                 chip.idle(nxt)  # the chip's spare time: generate conversions ahead
@@ -159,6 +165,21 @@ class EmulatedRpiGpio:
                 self.directions.pop(ch, None)
         if channel is None:
             self._mode = None
+
+    def idle(self, timeout: float) -> None:
+        """The reader waits for DRDY with nothing to read. In virtual time, move the clock to
+        the next edge of the watched DRDY channel (or by ``timeout`` when none will come, so a
+        stuck DRDY is still detected); in real time edges come by themselves."""
+        clock = self._chip.clock
+        if not isinstance(clock, VirtualClock):
+            return
+        with self._lock:
+            thread = self._detect.get(self._drdy_pin)
+        nxt = thread.next_edge_ns() if thread is not None else None
+        if nxt is None:
+            clock.sleep(timeout)
+        else:
+            clock.sleep_until(nxt)
 
     @property
     def watched(self) -> frozenset[int]:
