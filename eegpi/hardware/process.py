@@ -48,7 +48,7 @@ from eegpi.exc import HardwareError
 from eegpi.hardware.acquisition import Acquisition, default_capacity
 from eegpi.hardware.config import DeviceConfig
 from eegpi.hardware.driver import Ads1299, DeviceSnapshot
-from eegpi.hardware.ring import FrameRing, RawFrames, RingHandle, RingSync
+from eegpi.hardware.ring import FrameRing, RawFrames, RingCounts, RingHandle, RingSync
 
 __all__ = [
     "OPEN_TIMEOUT_S",
@@ -66,6 +66,7 @@ OPEN_TIMEOUT_S = 30.0
 REPLY_TIMEOUT_S = 10.0
 """Configure (register writes, 150 ms reference start-up), start and stop."""
 _JOIN_TIMEOUT_S = 5.0
+_KILL_WAIT_S = 1.0
 _FAILURE_GRACE_S = 1.0
 """How long the daemon waits for the child's report after the ring says the producer ended."""
 _IDLE_POLL_S = 0.5
@@ -173,6 +174,8 @@ class AcquisitionProcess:
         """Why acquisition ended early (stuck DRDY, SPI failure, the child died)."""
         self.started: StartReply | None = None
         self._exit_code: int | None = None
+        self._final = RingCounts()
+        """The counters of the last run, copied out when its ring was closed."""
 
     # --- control -----------------------------------------------------------------------------
 
@@ -237,6 +240,7 @@ class AcquisitionProcess:
         if self._acquiring:
             raise RuntimeError("acquisition already started")
         self._close_ring()
+        self._final = RingCounts()
         ring = FrameRing(
             capacity or default_capacity(sample_rate),
             self.snapshot.frame_len,
@@ -282,15 +286,23 @@ class AcquisitionProcess:
         self._abandon()
 
     def _abandon(self) -> None:
-        """Close our end of the pipe (the child exits on EOF), reap the child, drop the ring."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-        self._end_child()
-        self._close_ring()
+        """Close our end of the pipe (the child exits on EOF), reap the child, drop the ring.
+
+        Never raises: it runs at shutdown, and the ring is unlinked whatever the child does.
+        """
+        try:
+            if self._conn is not None:
+                conn, self._conn = self._conn, None
+                with contextlib.suppress(OSError):
+                    conn.close()
+            self._end_child()
+        finally:
+            self._close_ring()
 
     def _end_child(self, grace_s: float = _JOIN_TIMEOUT_S) -> None:
-        """Reap the child: ``grace_s`` to exit by itself, then SIGTERM, then SIGKILL."""
+        """Reap the child: ``grace_s`` to exit by itself, then SIGTERM, then SIGKILL. A child
+        that outlives even SIGKILL (stuck in the kernel, e.g. a hung SPI driver) is logged and
+        left to ``multiprocessing``, which reaps it later; this never raises."""
         proc, self._proc = self._proc, None
         if proc is None or proc.pid is None:  # never started
             return
@@ -299,17 +311,24 @@ class AcquisitionProcess:
             if grace_s > 0:
                 log.error("acquisition process %s did not exit; terminating it", proc.pid)
             proc.terminate()
-            proc.join(1.0)
+            proc.join(_KILL_WAIT_S)
         if proc.is_alive():
             proc.kill()
-            proc.join(1.0)
+            proc.join(_KILL_WAIT_S)
+        if proc.is_alive():
+            log.error("acquisition process %s survived SIGKILL; leaving it behind", proc.pid)
+            return
         self._exit_code = proc.exitcode
         proc.close()
 
     def _close_ring(self) -> None:
-        if self._ring is not None:
-            self._ring.close()
-            self._ring = None
+        """Keep the run's counters, then unmap and unlink the ring."""
+        ring, self._ring = self._ring, None
+        if ring is not None:
+            try:
+                self._final = RingCounts.of(ring)
+            finally:
+                ring.close()
 
     def _child_alive(self) -> bool:
         return self._proc is not None and self._proc.is_alive()
@@ -405,16 +424,23 @@ class AcquisitionProcess:
         return self._ring.available if self._ring is not None else 0
 
     @property
+    def counts(self) -> RingCounts:
+        """The counters of the current run, or of the last one once its ring is closed."""
+        ring = self._ring
+        return RingCounts.of(ring) if ring is not None else self._final
+
+    @property
     def frames_read(self) -> int:
-        return self._ring.frames_read if self._ring is not None else 0
+        """Frames stored in (or overflowing) the ring in this run; kept after stop and close."""
+        return self.counts.frames_read
 
     @property
     def missed(self) -> int:
-        return self._ring.missed if self._ring is not None else 0
+        return self.counts.missed
 
     @property
     def overflowed(self) -> int:
-        return self._ring.overflowed if self._ring is not None else 0
+        return self.counts.overflowed
 
     @property
     def priority_set(self) -> bool:

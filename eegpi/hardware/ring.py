@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from eegpi.exc import HardwareError
 
-__all__ = ["FrameRing", "RawFrames", "RingHandle", "RingSync", "Signal"]
+__all__ = ["FrameRing", "RawFrames", "RingCounts", "RingHandle", "RingSync", "Signal"]
 
 _WRITTEN, _TAKEN, _READ, _MISSED, _OVERFLOWED, _WANT, _BLOCKED, _DONE = range(8)
 _HEADER = 8 * 8
@@ -133,6 +133,22 @@ class RingHandle:
     name: str
     capacity: int
     frame_len: int
+
+
+@dataclass(frozen=True)
+class RingCounts:
+    """The producer's loss counters of one run, detached from the ring (they outlive it)."""
+
+    frames_read: int = 0
+    """Frames the producer stored or dropped because the ring was full."""
+    missed: int = 0
+    """Conversions no frame carries (see :mod:`eegpi.hardware.acquisition`)."""
+    overflowed: int = 0
+    """Frames dropped because the ring was full."""
+
+    @classmethod
+    def of(cls, ring: FrameRing) -> RingCounts:
+        return cls(ring.frames_read, ring.missed, ring.overflowed)
 
 
 def _size(capacity: int, frame_len: int) -> int:

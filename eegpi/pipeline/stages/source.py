@@ -5,6 +5,13 @@ missed DRDY, a frame dropped from a full ring or a frame failing the status-word
 the next block's ``seq`` jump. At high rates ``read`` waits a few milliseconds to gather frames
 into one block; at low rates it returns as soon as a frame is there.
 
+Counters (:meth:`Ads1299Source.stats`), kept by the stage itself so they survive stop and
+close: ``samples_acquired`` is the samples handed downstream by ``read``; ``samples_dropped``
+the conversions lost for any reason before the newest slot the stage has dealt with (missed
+DRDY, ring overflow, frames failing the status check: every ``seq`` gap a client sees, plus
+failed frames at the end). So ``acquired + dropped == newest slot + 1`` at every moment;
+frames still in the ring at a stop belong to no one and are not counted.
+
 With ``device.acquisition: process`` (the default) the chip is opened, configured and read by
 the acquisition process (:mod:`eegpi.hardware.process`) and this stage only reads its
 shared-memory ring; with ``thread`` it drives the driver and an acquisition thread itself.
@@ -195,8 +202,14 @@ class Ads1299Source(SourceStage):
         self._meta: StreamMeta | None = None
         self._pending: deque[Block] = deque()
         self._corrupt = 0
+        """Frames that failed the status-word check (part of ``samples_dropped``)."""
         self._bad_run = 0
-        self._delivered = 0
+        self._acquired = 0
+        self._dropped = 0
+        self._accounted = 0
+        """The slot after the newest one counted as acquired or dropped."""
+        self._taken_end = 0
+        """The slot after the newest frame taken from the ring."""
         self._offset_ns = 0
         self._last_status: np.ndarray[Any, np.dtype[np.uint32]] | None = None
         self._held_by = ""
@@ -264,6 +277,8 @@ class Ads1299Source(SourceStage):
         nice = _EMULATOR_NICE if realtime and not board else None
         lossless = not realtime  # virtual time: DRDY waits for the reader, as fast as read
         self._pending.clear()
+        self._corrupt = self._bad_run = 0
+        self._acquired = self._dropped = self._accounted = self._taken_end = 0
         if self._process is not None:
             reply = self._process.start(rate, priority=priority, nice=nice, lossless=lossless)
             self._offset_ns = reply.wall_offset_ns
@@ -279,7 +294,7 @@ class Ads1299Source(SourceStage):
 
     def read(self, timeout: float) -> Block | None:
         if self._pending:
-            return self._pending.popleft()
+            return self._emit()
         acq = self._acq
         if acq is None:
             return None
@@ -293,12 +308,31 @@ class Ads1299Source(SourceStage):
                 acq.wait(max(1, int(rate * 0.004)), _COALESCE_S)
             self._split(acq)
             if self._pending:
-                return self._pending.popleft()
-            # Every frame taken failed the status check: keep waiting for good ones.
+                return self._emit()
+            self._account(self._taken_end)  # every frame taken failed the status check
+            # Keep waiting for good ones.
+
+    def _emit(self) -> Block:
+        """The next pending block, counted: the slots before it dropped, its own acquired."""
+        block = self._pending.popleft()
+        self._account(block.seq)
+        self._acquired += block.n_samples
+        self._accounted = block.end_seq
+        if not self._pending:
+            self._account(self._taken_end)  # failed frames after the last good one
+        return block
+
+    def _account(self, upto: int) -> None:
+        """Slots from the last counted one to ``upto`` carried no sample: dropped."""
+        if upto > self._accounted:
+            self._dropped += upto - self._accounted
+            self._accounted = upto
 
     def _split(self, acq: FrameSource) -> None:
         assert self._snapshot is not None and self._meta is not None
         raw = acq.take()
+        if len(raw):
+            self._taken_end = int(raw.seq[-1]) + 1
         decoded = decode_frames(raw.frames, self._snapshot.chips, self._snapshot.channels_per_chip)
         valid = decoded.valid
         if not valid.all():
@@ -314,7 +348,6 @@ class Ads1299Source(SourceStage):
         for run in np.split(np.arange(len(seq)), breaks):
             if len(run) == 0 or not valid[run[0]]:
                 continue
-            self._delivered += len(run)
             self._pending.append(
                 Block(
                     data=decoded.counts[run],
@@ -335,6 +368,7 @@ class Ads1299Source(SourceStage):
         if self._bad_run < limit:
             return
         assert self._snapshot is not None
+        self._account(self._taken_end)  # the failed frames stay counted after the error
         bad_chips = [
             f"chip {c + 1} status 0x{int(status[-1, c]):06X}"
             for c in range(status.shape[1])
@@ -363,13 +397,13 @@ class Ads1299Source(SourceStage):
                 device.close()
 
     def stats(self) -> SourceStats:
-        acq = self._acq
-        if acq is None:
-            return SourceStats()
-        return SourceStats(
-            samples_acquired=acq.frames_read - acq.overflowed - self._corrupt,
-            samples_dropped=acq.missed + acq.overflowed + self._corrupt,
-        )
+        """This run's counters (see the module doc); they survive stop and close."""
+        return SourceStats(samples_acquired=self._acquired, samples_dropped=self._dropped)
+
+    @property
+    def next_slot(self) -> int:
+        """The slot after the newest one counted: ``acquired + dropped`` always equals it."""
+        return self._accounted
 
     def device_report(self) -> DeviceReport | None:
         if self._snapshot is None or (self._device is None and self._process is None):
