@@ -7,9 +7,12 @@ Threads and loops (docs/architecture.md has the picture):
   DRDY -> SPI frame -> shared-memory ring buffer;
 * one pipeline thread per running pipeline: ring buffer -> stages -> bounded hand-off to the loop.
 
-Start order: broker, manager, gRPC, autostart pipelines, then READY=1 for systemd. Shutdown
-(SIGTERM or SIGINT) runs in reverse: health NOT_SERVING, pipelines stopped (files finalised),
-WebSocket clients closed with 1001, gRPC stopped; exit code 0.
+Start order: broker, manager, gRPC, autostart pipelines; READY=1 for systemd once every
+autostart pipeline delivers samples (daemon/supervisor.py has the restart policy). SIGHUP
+reloads the pipelines directory (RELOADING=1 ... READY=1 around it). Shutdown (SIGTERM or
+SIGINT) runs in reverse: health NOT_SERVING, pipelines stopped (files finalised), WebSocket
+clients closed with 1001, gRPC stopped; exit code 0, or 1 when an autostart pipeline kept
+failing (so that systemd restarts the unit), 2 for a configuration error.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import faulthandler
 import logging
 import signal
@@ -26,7 +30,9 @@ from pathlib import Path
 
 from eegpi.daemon.config import AppConfig, default_pipelines_dir, load_config, split_hostport
 from eegpi.daemon.manager import PipelineManager
+from eegpi.daemon.supervisor import AutostartSupervisor, report_status, status_line
 from eegpi.daemon.systemd import Notifier
+from eegpi.daemon.watchdog import run_watchdog
 from eegpi.exc import ConfigError, EegpiError
 
 __all__ = ["build_config", "run", "serve_main"]
@@ -36,6 +42,8 @@ log = logging.getLogger("eegpi.daemon")
 
 def serve_main(args: argparse.Namespace) -> int:
     """Entry point of ``eegpi serve``; returns the process exit code."""
+    # SIGHUP reloads once the loop runs; until then it must not end the daemon (its default)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     _setup_logging(2 if getattr(args, "verbose", 0) else 1)
     faulthandler.enable()  # a watchdog SIGABRT leaves every thread's traceback in the journal
     try:
@@ -84,14 +92,19 @@ def build_config(args: argparse.Namespace) -> AppConfig:
 
 async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
     """Serve until SIGTERM/SIGINT (or ``stop`` is set); returns the exit code."""
+    from grpc_health.v1.health_pb2 import HealthCheckResponse
+
     from eegpi.broker import LoopPublisher, TopicHub, start_ws_server
     from eegpi.rpc.server import start_grpc_server
 
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
+    reload_wanted = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
     notifier = Notifier()
     notifier.status("starting")
 
@@ -101,17 +114,21 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
     pipelines_dir = Path(cfg.pipelines_dir) if cfg.pipelines_dir else default_pipelines_dir()
 
     hub = TopicHub()
-    ws = await start_ws_server(
-        hub,
-        ws_host,
-        ws_port,
-        allowed_origins=cfg.websocket.allowed_origins,
-        allowed_hosts=cfg.websocket.allowed_hosts,
-        token=token or None,
-        max_clients=cfg.websocket.max_clients,
-        max_clients_per_address=cfg.websocket.max_clients_per_address,
-        idle_timeout_s=cfg.websocket.idle_timeout_s,
-    )
+    try:
+        ws = await start_ws_server(
+            hub,
+            ws_host,
+            ws_port,
+            allowed_origins=cfg.websocket.allowed_origins,
+            allowed_hosts=cfg.websocket.allowed_hosts,
+            token=token or None,
+            max_clients=cfg.websocket.max_clients,
+            max_clients_per_address=cfg.websocket.max_clients_per_address,
+            idle_timeout_s=cfg.websocket.idle_timeout_s,
+        )
+    except OSError as exc:
+        await hub.close()
+        raise ConfigError(_ws_bind_error(cfg.websocket.listen, exc)) from None
     publisher = LoopPublisher(loop, hub)
     manager = PipelineManager(
         pipelines_dir=pipelines_dir,
@@ -123,68 +140,132 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
     )
     loaded = manager.load()
     log.info("pipelines from %s: %s", pipelines_dir, ", ".join(loaded.loaded) or "none loaded")
+    unknown = [name for name in cfg.autostart if name not in loaded.loaded]
+    grpc = None
     try:
+        if unknown:
+            log.error(
+                "configuration error: autostart names %s, not among the pipelines loaded from "
+                "%s (%s); fix the name or the pipeline file",
+                ", ".join(repr(n) for n in unknown),
+                pipelines_dir,
+                ", ".join(loaded.loaded) or "none",
+            )
+            return 2
         grpc = await start_grpc_server(
             manager, cfg.grpc.listen, token=token or None, insecure=cfg.grpc.insecure
         )
-    except BaseException:
-        await hub.close()
-        ws.close()
-        await ws.wait_closed()
-        raise
+    finally:
+        if grpc is None:
+            await hub.close()
+            ws.close()
+            await ws.wait_closed()
 
-    for name in cfg.autostart:
-        try:
-            await manager.start(name)
-        except EegpiError as exc:
-            log.error("autostart of pipeline '%s' failed: %s", name, exc)
+    async def set_health(serving: bool) -> None:
+        status = HealthCheckResponse.SERVING if serving else HealthCheckResponse.NOT_SERVING
+        await grpc.health.set("", status)
 
     shown_host = ws_host if ws_host not in ("0.0.0.0", "::", "") else "localhost"
     grpc_shown = f"{grpc_host}:{grpc.port}"
-    log.info(
-        "eegpi ready: grpc %s, websocket ws://%s:%d/ws/data, viewer http://%s:%d/",
-        grpc_shown,
-        shown_host,
-        ws.port,
-        shown_host,
-        ws.port,
+    serving_on = f"{grpc_shown} and :{ws.port}"
+    urls = (
+        f"grpc {grpc_shown}, websocket ws://{shown_host}:{ws.port}/ws/data, "
+        f"viewer http://{shown_host}:{ws.port}/"
     )
-    running = ", ".join(manager.running()) or "no pipeline running"
-    notifier.ready(f"serving on {grpc_shown} and :{ws.port}; {running}")
-    watchdog = asyncio.create_task(_watchdog(notifier, manager))
+    supervisor = AutostartSupervisor(manager, cfg.autostart, cfg.autostart_retry, notifier)
+    await set_health(not cfg.autostart)  # the whole server serves once autostart delivers
+    log.info("eegpi listening: %s", urls)
+    supervisor.start()
+    background = [
+        asyncio.create_task(report_status(manager, supervisor, serving_on, notifier, set_health)),
+        asyncio.create_task(
+            _reload_on_sighup(reload_wanted, manager, supervisor, serving_on, notifier)
+        ),
+    ]
+    interval = notifier.watchdog_interval()
+    if interval is not None:
+        background.append(
+            asyncio.create_task(run_watchdog(interval, manager.status, notifier.watchdog))
+        )
 
-    await stop.wait()
+    await _first(supervisor.ready, stop, supervisor.gave_up)
+    if not (stop.is_set() or supervisor.gave_up.is_set()):
+        serving, text = status_line(manager, supervisor, serving_on)
+        await set_health(serving)  # health agrees before systemd hears READY
+        log.info("eegpi ready: %s", urls)
+        notifier.ready(text)
+        await _first(stop, supervisor.gave_up)
+    code = 0
+    if supervisor.gave_up.is_set() and not stop.is_set():
+        log.error("%s; giving up: stopping with exit status 1", supervisor.reason)
+        code = 1
     log.info("stopping")
     notifier.stopping()
-    watchdog.cancel()
+    for task in background:
+        task.cancel()
+    await supervisor.close()
     await grpc.set_serving(False)
     await manager.stop_all()
     await hub.close()
     ws.close()
     await ws.wait_closed()
     await grpc.stop(1.0)
+    for task in background:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     log.info("stopped")
-    return 0
+    return code
 
 
-async def _watchdog(notifier: Notifier, manager: PipelineManager) -> None:
-    """Ping systemd only while every running pipeline acquires (a stall gets us restarted)."""
-    interval = notifier.watchdog_interval()
-    if interval is None:
-        return
-    last: dict[str, int] = {}
+async def _first(*events: asyncio.Event) -> None:
+    """Wait until one of ``events`` is set."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+async def _reload_on_sighup(
+    wanted: asyncio.Event,
+    manager: PipelineManager,
+    supervisor: AutostartSupervisor,
+    serving_on: str,
+    notifier: Notifier,
+) -> None:
+    """SIGHUP = ReloadPipelines: what runs keeps running; signals in a burst reload once."""
     while True:
-        await asyncio.sleep(interval)  # a blocked loop also stops the pings
-        healthy = True
-        for st in manager.status():
-            if st.state.value != "RUNNING":
-                continue
-            if st.samples_acquired <= last.get(st.name, -1):
-                healthy = False
-                log.error("pipeline %s acquired nothing for %.1f s", st.name, interval)
-            last[st.name] = st.samples_acquired
-        if healthy:
-            notifier.watchdog()
+        await wanted.wait()
+        wanted.clear()
+        was_ready = notifier.is_ready
+        if was_ready:
+            notifier.reloading()
+        try:
+            result = await manager.reload()
+        except Exception:
+            log.exception("SIGHUP: reloading the pipelines failed; nothing was changed")
+        else:
+            log.info(
+                "SIGHUP: pipelines reloaded from %s: %s%s",
+                manager.pipelines_dir,
+                ", ".join(result.loaded) or "none loaded",
+                f"; {len(result.errors)} file(s) not loaded" if result.errors else "",
+            )
+        if was_ready:
+            notifier.ready(status_line(manager, supervisor, serving_on)[1])
+
+
+def _ws_bind_error(listen: str, exc: OSError) -> str:
+    why = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        why = "the port is in use"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "the address is not on this host"
+    return (
+        f"cannot listen for WebSocket on {listen}: {why} "
+        "(another eegpi running? change --ws or websocket.listen)"
+    )
 
 
 _LEVELS = {"debug": 2, "info": 1, "warning": 0, "error": -1}

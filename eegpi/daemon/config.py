@@ -10,6 +10,11 @@ Example (every key optional; unknown keys are an error, so a typo never goes unn
       drdy_pin: 26
     pipelines_dir: /etc/eegpi/pipelines
     autostart: [default]
+    autostart_retry:           # an autostart pipeline that fails is started again
+      initial_delay_s: 1.0     # then 2, 4, 8 ... s
+      max_delay_s: 30.0
+      max_attempts: 5          # failures in a row before the daemon exits with status 1
+      stable_s: 60.0           # a run this long clears the failure count
     data_dir: /var/lib/eegpi
     grpc:
       listen: 127.0.0.1:50051
@@ -41,6 +46,7 @@ from eegpi.safe_yaml import clip_message, load_yaml_file, short_repr
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "AppConfig",
+    "AutostartRetry",
     "GrpcConfig",
     "WebSocketConfig",
     "default_pipelines_dir",
@@ -86,11 +92,41 @@ class WebSocketConfig:
 
 
 @dataclass(frozen=True)
+class AutostartRetry:
+    """How the daemon restarts a failed autostart pipeline before it gives up.
+
+    Delays double from ``initial_delay_s`` up to ``max_delay_s``. After ``max_attempts``
+    failures in a row the daemon stops and exits with status 1, so that systemd's
+    ``Restart=on-failure`` and start limit take over; a run that delivers samples for
+    ``stable_s`` seconds clears the count.
+    """
+
+    initial_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    max_attempts: int = 5
+    stable_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("autostart_retry.max_attempts: must be at least 1")
+        for name in ("initial_delay_s", "max_delay_s", "stable_s"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"autostart_retry.{name}: must not be negative")
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th failure in a row (1-based)."""
+        return float(
+            min(self.initial_delay_s * 2 ** min(max(failures - 1, 0), 30), self.max_delay_s)
+        )
+
+
+@dataclass(frozen=True)
 class AppConfig:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     pipelines_dir: str = ""
     """Empty: /etc/eegpi/pipelines when it exists, else the pipelines shipped with eegpi."""
     autostart: tuple[str, ...] = ()
+    autostart_retry: AutostartRetry = field(default_factory=AutostartRetry)
     data_dir: str = "/var/lib/eegpi"
     grpc: GrpcConfig = field(default_factory=GrpcConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)

@@ -1,7 +1,7 @@
-"""sd_notify without dependencies: READY, STATUS, STOPPING and watchdog pings.
+"""sd_notify without dependencies: READY, RELOADING, STATUS, STOPPING and watchdog pings.
 
 Does nothing when the daemon does not run under systemd (no NOTIFY_SOCKET), so the same code
-runs in a terminal, in tests and as a service.
+runs in a terminal, in tests and as a service. The fields are those of sd_notify(3).
 """
 
 from __future__ import annotations
@@ -9,10 +9,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 
 __all__ = ["Notifier"]
 
 log = logging.getLogger("eegpi.systemd")
+
+_STATUS_MAX = 400
+"""systemctl status shows one line; a long error message is cut here."""
 
 
 class Notifier:
@@ -21,6 +25,8 @@ class Notifier:
         if addr.startswith("@"):  # abstract namespace socket
             addr = "\0" + addr[1:]
         self._addr = addr
+        self.is_ready = False
+        """READY=1 was sent (and no RELOADING=1 since)."""
 
     @property
     def enabled(self) -> bool:
@@ -36,10 +42,21 @@ class Notifier:
             log.warning("sd_notify to %r failed: %s", self._addr, exc)
 
     def ready(self, status: str) -> None:
-        self.notify("READY=1", f"STATUS={status}")
+        self.is_ready = True
+        self.notify("READY=1", _status(status))
+
+    def reloading(self) -> None:
+        """Start of a reload; systemd >= 253 ignores RELOADING=1 without MONOTONIC_USEC."""
+        self.is_ready = False
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading pipelines")
 
     def status(self, status: str) -> None:
-        self.notify(f"STATUS={status}")
+        self.notify(_status(status))
+
+    def extend_timeout(self, seconds: float) -> None:
+        """Before READY: keep ``systemctl start`` waiting at least ``seconds`` from now."""
+        self.notify(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}")
 
     def stopping(self) -> None:
         self.notify("STOPPING=1", "STATUS=stopping")
@@ -58,3 +75,10 @@ class Notifier:
             return int(usec) / 1e6 / 2
         except ValueError:
             return None
+
+
+def _status(text: str) -> str:
+    line = " ".join(text.split())  # one line: a newline would end the field
+    if len(line) > _STATUS_MAX:
+        line = line[: _STATUS_MAX - 3] + "..."
+    return f"STATUS={line}"

@@ -61,37 +61,26 @@ def test_bad_config_file_exits_2(tmp_path: Path) -> None:
     assert "unknown key(s) devise" in res.stderr
 
 
-def test_autostart_of_unknown_pipeline_is_reported() -> None:
-    # the daemon still serves (the other pipelines stay usable); the log says what failed
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "eegpi",
-            "serve",
-            "--mock",
-            "--ws",
-            "127.0.0.1:0",
-            "--grpc",
-            "127.0.0.1:0",
-            "--pipelines",
-            str(REPO / "pipelines"),
-            "--autostart",
-            "nope",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        assert proc.stderr is not None
-        seen = []
-        for line in proc.stderr:
-            seen.append(line)
-            if "eegpi ready" in line:
-                break
-        text = "".join(seen)
-        assert "autostart of pipeline 'nope' failed: no pipeline named 'nope'" in text
-    finally:
-        proc.terminate()
-        assert proc.wait(30) == 0
+def test_autostart_of_unknown_pipeline_is_a_configuration_error() -> None:
+    # READY would promise a pipeline that cannot run: refuse at once, exit 2 (no restart loop)
+    res = _serve("--grpc", "127.0.0.1:0", "--autostart", "nope")
+    assert res.returncode == 2, res.stderr
+    assert "autostart names 'nope', not among the pipelines loaded from" in res.stderr
+    assert "(default, spectrum)" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_websocket_port_in_use_is_one_clear_line() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        # the later --ws wins over the helper's port 0
+        res = _serve("--grpc", "127.0.0.1:0", "--ws", f"127.0.0.1:{port}")
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("ERROR")]
+    assert errors == [
+        f"ERROR eegpi.daemon: cannot listen for WebSocket on 127.0.0.1:{port}: the port is in "
+        "use (another eegpi running? change --ws or websocket.listen)"
+    ], res.stderr

@@ -56,6 +56,8 @@ def test_unit_declares_the_contract() -> None:
         "Type=notify",
         "WatchdogSec=",
         "Restart=on-failure",
+        "RestartPreventExitStatus=2",
+        "ExecReload=/bin/kill -HUP $MAINPID",
         "SupplementaryGroups=spi gpio",
         "ProtectSystem=strict",
         "DeviceAllow=char-spi rw",
