@@ -101,7 +101,8 @@ class TopicHub:
         """
         Args:
             queue_limit: data messages a client may have waiting before the oldest is dropped
-                (256 messages is 2.5 s at the default 10 ms batching).
+                (256 messages is 2.5 s at the default 10 ms batching); whatever the count,
+                data that waited 1 s (``session.MAX_DELAY_S``) is dropped too.
             stall_timeout_s: a client that makes no progress, or keeps losing data, for this
                 long is closed with 1013.
         """
