@@ -162,8 +162,10 @@ class Reference:
 
     def close(self) -> None:
         self.stop.set()
-        self.client.close()
+        with contextlib.suppress(OSError):
+            self.client.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader's recv
         self.thread.join(WAIT_S)
+        self.client.close()
 
 
 def test_a_client_that_never_reads_at_250_sps_is_closed_with_1013(
