@@ -1,8 +1,9 @@
 """`eegpi start` / `eegpi stop` against a real daemon whose pipeline opens and closes slowly.
 
 The start and stop last exactly as long as the test holds the stage's gate, so each case is
-deterministic: the CLI waits past its per-call deadline, gives up after --wait saying what the
-daemon goes on doing, and survives Ctrl-C without leaving the pipeline stuck.
+deterministic (a --wait of 3 s only has to outlast the call reaching the daemon): the CLI
+waits past its per-call deadline, gives up after --wait saying what the daemon goes on doing,
+and survives Ctrl-C without leaving the pipeline stuck.
 """
 
 from __future__ import annotations
@@ -51,12 +52,12 @@ def test_start_outlasts_the_per_call_deadline(gated: GatedDaemon) -> None:
 
 
 def test_a_start_longer_than_wait_goes_on_in_the_daemon(gated: GatedDaemon) -> None:
-    cli = gated.cli("start", "slow", "--wait", "1")
+    cli = gated.cli("start", "slow", "--wait", "3")
     gated.opening.reached()
     r = finished(cli)
     assert r.code == 1 and r.out == ""
     assert r.err == (
-        "eegpi: slow is still starting after 1 s: the daemon goes on starting slow; "
+        "eegpi: slow is still starting after 3 s: the daemon goes on starting slow; "
         "`eegpi status slow` shows where it is (--wait to wait longer)\n"
     )
     assert _state(gated) == "STARTING"
@@ -97,11 +98,11 @@ def test_a_stop_longer_than_wait_goes_on_in_the_daemon(gated: GatedDaemon) -> No
     r = finished(start)
     assert r.code == 0 and r.json()["state"] == "RUNNING", r.err
 
-    cli = gated.cli("stop", "slow", "--wait", "1")
+    cli = gated.cli("stop", "slow", "--wait", "3")
     gated.closing.reached()
     r = finished(cli)
     assert r.code == 1
-    assert "slow is still stopping after 1 s: the daemon goes on stopping slow" in r.err
+    assert "slow is still stopping after 3 s: the daemon goes on stopping slow" in r.err
     assert _state(gated) == "STOPPING"
 
     waiting = _join_waiting(gated, "stop", "stopping")
