@@ -128,7 +128,9 @@ def cmd_topics(args: argparse.Namespace) -> int:
         status = client.call(client.pipelines.GetStatus, pb.GetStatusRequest())
     subscribers = {t.name: t.subscribers for s in status.pipelines for t in s.topics}
     # Stream metadata is only known to the WebSocket side; the table stands without it.
-    meta = fetch_topic_meta(args.ws, timeout=min(args.timeout, 2.0))
+    meta = fetch_topic_meta(
+        args.ws, timeout=min(args.timeout, 2.0), token=getattr(args, "token", None)
+    )
     topics = []
     for p in listed.pipelines:
         state = convert.state_from_pb(p.state).value

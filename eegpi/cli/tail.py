@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from eegpi.cli.errors import EXIT_FAILED, EXIT_UNREACHABLE, CliError
@@ -22,16 +22,31 @@ def data_url(address: str) -> str:
     return f"ws://{address}/ws/data"
 
 
-def _open(address: str, timeout: float) -> ClientConnection:
+def _open(address: str, timeout: float, token: str | None = None) -> ClientConnection:
     url = data_url(address)
+    # The same bearer token gRPC takes; in a header, so it never appears in a URL or a log.
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
-        return connect(url, open_timeout=timeout, close_timeout=1, compression=None)
+        return connect(
+            url,
+            open_timeout=timeout,
+            close_timeout=1,
+            compression=None,
+            additional_headers=headers,
+        )
     except (OSError, TimeoutError):
         raise CliError(
             f"cannot reach eegpi WebSocket at {url}: is the daemon running? "
             "(systemctl status eegpi)",
             EXIT_UNREACHABLE,
         ) from None
+    except InvalidStatus as exc:
+        if exc.response.status_code == 401:
+            hint = "give the token with --token-file or EEGPI_TOKEN" if not token else "wrong token"
+            raise CliError(
+                f"WebSocket at {url} requires the daemon's bearer token: {hint}", EXIT_FAILED
+            ) from None
+        raise CliError(f"WebSocket at {url} refused the connection: {exc}", EXIT_FAILED) from None
     except (InvalidHandshake, InvalidURI) as exc:
         raise CliError(f"WebSocket at {url} refused the connection: {exc}", EXIT_FAILED) from None
 
@@ -46,10 +61,12 @@ def _recv_json(ws: ClientConnection, timeout: float | None) -> dict[str, Any]:
                 return msg
 
 
-def fetch_topic_meta(address: str, timeout: float) -> dict[str, Any] | None:
+def fetch_topic_meta(
+    address: str, timeout: float, token: str | None = None
+) -> dict[str, Any] | None:
     """Topic name -> meta from ``{"list_topics": true}``; None when the WebSocket is not there."""
     try:
-        with _open(address, timeout) as ws:
+        with _open(address, timeout, token) as ws:
             ws.send(json.dumps({"list_topics": True}))
             while True:
                 msg = _recv_json(ws, timeout)
@@ -80,7 +97,7 @@ def _describe(topic: str, meta: dict[str, Any] | None) -> str:
 
 
 def cmd_tail(args: argparse.Namespace) -> int:
-    with _open(args.ws, args.timeout) as ws:
+    with _open(args.ws, args.timeout, getattr(args, "token", None)) as ws:
         ws.send(json.dumps({"subscribe": args.topic}))
         try:
             return _follow(ws, args)

@@ -135,11 +135,17 @@ class AppConfig:
     def resolved_token(self) -> str:
         if self.grpc.token_file:
             try:
-                return Path(self.grpc.token_file).read_text(encoding="utf-8").strip()
+                token = Path(self.grpc.token_file).read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(
                     f"grpc.token_file: cannot read {self.grpc.token_file}: {exc}"
                 ) from None
+            if not token:
+                # An empty file must not quietly turn authentication off.
+                raise ConfigError(
+                    f"grpc.token_file: {self.grpc.token_file} is empty; put the token in it"
+                )
+            return token
         return self.grpc.token
 
 

@@ -77,6 +77,10 @@ def test_token_file(tmp_path: Path) -> None:
     cfg = load_config(_write(tmp_path, f"grpc: {{token_file: {tmp_path / 'missing'}}}\n"))
     with pytest.raises(ConfigError, match=r"grpc\.token_file"):
         cfg.resolved_token()
+    (tmp_path / "empty").write_text("\n")
+    cfg = load_config(_write(tmp_path, f"grpc: {{token_file: {tmp_path / 'empty'}}}\n"))
+    with pytest.raises(ConfigError, match=r"grpc\.token_file: .* is empty"):
+        cfg.resolved_token()
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:
