@@ -178,3 +178,33 @@ def test_sighup_reloads_and_keeps_streaming(tmp_path: Path, venv_bin: Path) -> N
         assert start.findall(after) == start.findall(before)  # the same run goes on
         assert d.proc.poll() is None
         assert d.terminate() == 0
+
+
+def test_an_autostart_pipeline_stopped_by_the_operator_is_not_restarted(
+    tmp_path: Path, venv_bin: Path
+) -> None:
+    with serve_under_notify(tmp_path) as (d, sock):
+        sock.wait_field("READY", "1")
+        stop = "eegpi.v1.PipelineControl/StopPipeline"
+        grpcurl(venv_bin, d.grpc_target, stop, '{"name": "default"}')
+        d.wait_for_line(r"autostart pipeline default stopped by the operator")
+        sock.wait_for(lambda m: m.get("STATUS", "").endswith("; no pipeline running"))
+        assert health(venv_bin, d.grpc_target) == "SERVING"  # an idle appliance serves
+        assert d.terminate() == 0
+    assert sum("pipeline default running" in line for line in d.lines) == 1
+
+
+def test_a_pipeline_started_by_hand_that_fails_is_reported_not_restarted(
+    tmp_path: Path, venv_bin: Path
+) -> None:
+    cfg = "device: {emulator: {stuck_drdy_after: 250}}\n" + _retry(0.2, 2)
+    with serve_under_notify(tmp_path, config=cfg, autostart=()) as (d, sock):
+        sock.wait_field("READY", "1")  # nothing to wait for
+        start = "eegpi.v1.PipelineControl/StartPipeline"
+        grpcurl(venv_bin, d.grpc_target, start, '{"name": "default"}')
+        failed = sock.wait_for(lambda m: "default failed (" in m.get("STATUS", ""))
+        assert NO_DRDY in failed["STATUS"]
+        assert health(venv_bin, d.grpc_target) == "SERVING"
+        assert d.terminate() == 0
+    log = "\n".join(d.lines)
+    assert log.count("pipeline default running") == 1 and "is down" not in log
