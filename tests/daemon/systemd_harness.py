@@ -132,6 +132,32 @@ def serve_under_notify(
         sock.close()
 
 
+def children(pid: int) -> dict[int, str]:
+    """Live (non-zombie) direct children of ``pid``: pid -> command line."""
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found[int(entry)] = cmdline
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie has ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def grpcurl(venv_bin: Path, target: str, method: str, data: str = "{}") -> str:
     """One call with the real grpcurl; returns its stdout (raises on a non-zero exit)."""
     res = subprocess.run(

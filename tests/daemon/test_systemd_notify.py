@@ -6,6 +6,8 @@ a 1 s WATCHDOG_USEC, and injects the fault through the emulator's config.
 
 from __future__ import annotations
 
+import os
+import queue
 import re
 import signal
 import subprocess
@@ -13,8 +15,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.conftest import REPO
-from tests.daemon.systemd_harness import WAIT_S, grpcurl, health, serve_under_notify
+from tests.conftest import REPO, Daemon
+from tests.daemon.systemd_harness import WAIT_S, children, grpcurl, health, serve_under_notify
 
 NO_DRDY = "no DRDY from the ADS1299"
 WATCH = "grpc.health.v1.Health/Watch"
@@ -208,3 +210,38 @@ def test_a_pipeline_started_by_hand_that_fails_is_reported_not_restarted(
         assert d.terminate() == 0
     log = "\n".join(d.lines)
     assert log.count("pipeline default running") == 1 and "is down" not in log
+
+
+def _wait_count(d: Daemon, text: str, n: int) -> None:
+    """Until the daemon has logged ``n`` lines containing ``text``."""
+    while sum(text in line for line in d.lines) < n:
+        try:
+            line = d._queue.get(timeout=WAIT_S)
+        except queue.Empty:
+            lines = "\n".join(d.lines)
+            raise AssertionError(f"fewer than {n} lines with {text!r}:\n{lines}") from None
+        if line is None:
+            raise AssertionError("daemon exited; log:\n" + "\n".join(d.lines))
+
+
+def test_a_frozen_acquisition_process_stops_the_pings(tmp_path: Path) -> None:
+    with serve_under_notify(tmp_path) as (d, sock):
+        sock.wait_field("READY", "1")
+        sock.wait_field("WATCHDOG", "1")
+        acquisition = [
+            pid
+            for pid, cmd in children(d.proc.pid).items()
+            if "spawn_main" in cmd and "resource_tracker" not in cmd
+        ]
+        assert len(acquisition) == 1, children(d.proc.pid)
+        os.kill(acquisition[0], signal.SIGSTOP)  # the stall systemd's watchdog must see
+        stalled = "watchdog: pipeline(s) default acquired nothing"
+        try:
+            _wait_count(d, stalled, 1)
+            frozen = len(sock.messages)
+            _wait_count(d, stalled, 4)  # three more checks in a row, none of them pinging
+            assert not any("WATCHDOG" in m for m in sock.messages[frozen:]), sock.messages
+        finally:
+            os.kill(acquisition[0], signal.SIGCONT)
+        sock.wait_field("WATCHDOG", "1")  # progress again: pings again
+        assert d.terminate() == 0
