@@ -173,6 +173,11 @@ class AutostartSupervisor:
             if st is not None and st.state in _ACTIVE:
                 return None  # the operator's start won the race; follow it
             return str(exc) or type(exc).__name__
+        except Exception as exc:  # a bug in a stage: the manager logged it; retry like a fault
+            st = self._status(name)
+            if st is not None and st.state in _ACTIVE:
+                return None
+            return f"internal error: {type(exc).__name__}: {exc}"
         return None
 
     async def _follow(self, name: str, w: _Watch) -> str | None:
