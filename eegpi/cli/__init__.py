@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_stop,
         cmd_topics,
     )
+    from eegpi.cli.discover import DEFAULT_LISTEN_S, cmd_discover
+    from eegpi.cli.doctor import cmd_doctor
     from eegpi.cli.tail import cmd_tail
     from eegpi.cli.validate import cmd_validate
 
@@ -197,6 +199,25 @@ def _resolve(args: argparse.Namespace) -> None:
     env = os.environ
     for name, default in (("grpc", DEFAULT_GRPC), ("ws", DEFAULT_WS)):
         value = getattr(args, name, None)
+    p = add("doctor", cmd_doctor, "check this machine, its config and its daemon; say what to fix")
+    p.add_argument(
+        "--config", metavar="FILE", help="config file to check (default /etc/eegpi/eegpi.yaml)"
+    )
+    p.add_argument(
+        "--mock", action="store_true", help="check against the emulated ADS1299, as serve --mock"
+    )
+    p = add(
+        "discover",
+        cmd_discover,
+        "list the eegpi appliances announced on the network (mDNS) and their health; "
+        f"--timeout is how long to listen (default {DEFAULT_LISTEN_S:g} s)",
+    )
+    p.add_argument(
+        "--interface",
+        metavar="ADDRESS",
+        action="append",
+        help="listen on the interface with this IPv4 address only (repeatable; default: all)",
+    )
         if value is None:
             variable = f"EEGPI_{name.upper()}"
             value = env.get(variable) or default
@@ -207,6 +228,7 @@ def _resolve(args: argparse.Namespace) -> None:
         setattr(args, name, value)
     args.token = _token(args)
     args.timeout = getattr(args, "timeout", DEFAULT_TIMEOUT_S)
+    args.given = {n for n in ("grpc", "ws", "timeout") if getattr(args, n, None) is not None}
     args.json = getattr(args, "json", False)
 
 

@@ -175,6 +175,11 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
     supervisor = AutostartSupervisor(manager, cfg.autostart, cfg.autostart_retry, notifier)
     await set_health(not cfg.autostart)  # the whole server serves once autostart delivers
     log.info("eegpi listening: %s", urls)
+    from eegpi.daemon.discovery import start_advertiser  # mDNS; never stops the daemon
+
+    advertiser = start_advertiser(
+        cfg, grpc_port=grpc.port, ws_port=ws.port, token_required=bool(token), status=manager.status
+    )
     supervisor.start()
     background = [
         asyncio.create_task(report_status(manager, supervisor, serving_on, notifier, set_health)),
@@ -201,6 +206,7 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
         code = 1
     log.info("stopping")
     notifier.stopping()
+    await advertiser.close()  # goodbye packets first: browsers drop the appliance at once
     for task in background:
         task.cancel()
     await supervisor.close()

@@ -28,6 +28,9 @@ Example (every key optional; unknown keys are an error, so a typo never goes unn
       max_clients_per_address: 32
       idle_timeout_s: 60       # a connection with no subscription this long is closed
                                # (the grpc token, when set, is required here too)
+    discovery:                 # mDNS/DNS-SD: _eegpi._tcp (gRPC) and _http._tcp (viewer)
+      enabled: true            # announced only where the servers listen (loopback stays local)
+      name: ""                 # instance name; empty = the hostname
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "AppConfig",
     "AutostartRetry",
+    "DiscoveryConfig",
     "GrpcConfig",
     "WebSocketConfig",
     "default_pipelines_dir",
@@ -121,6 +125,26 @@ class AutostartRetry:
 
 
 @dataclass(frozen=True)
+class DiscoveryConfig:
+    """How the daemon announces itself with mDNS/DNS-SD (``eegpi discover`` finds it).
+
+    Each service is announced only where its server listens: on the LAN for a wildcard or LAN
+    address, on loopback alone for a loopback address, so no one is told of a port they
+    cannot reach.
+    """
+
+    enabled: bool = True
+    name: str = ""
+    """DNS-SD instance name; empty = the hostname. A clash on the LAN makes it "name-2"."""
+
+    def __post_init__(self) -> None:
+        if len(self.name.encode("utf-8")) > 63 or any(ord(c) < 32 for c in self.name):
+            raise ValueError(
+                "discovery.name: at most 63 bytes and no control characters (a DNS label)"
+            )
+
+
+@dataclass(frozen=True)
 class AppConfig:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     pipelines_dir: str = ""
@@ -130,6 +154,7 @@ class AppConfig:
     data_dir: str = "/var/lib/eegpi"
     grpc: GrpcConfig = field(default_factory=GrpcConfig)
     websocket: WebSocketConfig = field(default_factory=WebSocketConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     log_level: str = "info"
 
     def resolved_token(self) -> str:
