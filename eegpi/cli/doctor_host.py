@@ -230,7 +230,10 @@ def check_groups(*, service_user: str = SERVICE_USER) -> list[Check]:
     """The spi and gpio groups and the service user exist; the current user is in the groups."""
     checks = []
     missing = [g for g in GROUPS if not _group_exists(g)]
-    sysusers = "systemd-sysusers with eegpi's sysusers.d file, or the Ansible role"
+    sysusers = (
+        "sudo systemd-sysusers after `sudo eegpi install-files` (/etc/sysusers.d/eegpi.conf), "
+        "or the Ansible role"
+    )
     if missing:
         checks.append(
             Check(

@@ -8,6 +8,7 @@ machine (announcing the hostname) never match.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import subprocess
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from zeroconf import IPVersion, ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
@@ -293,9 +295,11 @@ async def test_a_failure_to_announce_is_logged_once_and_retried(
 # -- config -------------------------------------------------------------------------------------
 
 
-def test_the_shipped_example_config_has_the_discovery_section() -> None:
-    cfg = load_config(REPO / "systemd" / "eegpi.yaml")
-    assert cfg.discovery == DiscoveryConfig(enabled=True, name="")
+def test_the_shipped_example_config_shows_every_discovery_key() -> None:
+    path = REPO / "systemd" / "eegpi.yaml"
+    shown = yaml.safe_load(path.read_text())["discovery"]
+    assert set(shown) == {f.name for f in dataclasses.fields(DiscoveryConfig)}
+    assert load_config(path).discovery == DiscoveryConfig(enabled=True, name="")
 
 
 def test_discovery_config_refuses_typos_and_bad_names(tmp_path: Path) -> None:
