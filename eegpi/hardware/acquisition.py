@@ -13,8 +13,9 @@ never hidden:
   (:mod:`eegpi.hardware.slots` labels frames and explains why);
 * a full ring (consumer too slow): the frame is dropped and its slot left as a gap.
 
-Every slot up to the newest is therefore either in the ring or counted:
-``frames_read + missed == newest slot + 1``.
+Every slot up to the newest frame is therefore either in the ring or counted:
+``frames_read + missed == newest slot + 1`` (losses are counted with the frame after them, so
+conversions lost after the last frame of a run are not).
 
 The loop runs on a thread of its own; that thread lives in the daemon's process (``thread``
 mode, tests) or in the acquisition process (:mod:`eegpi.hardware.process`), which hands the
@@ -250,6 +251,7 @@ class Acquisition:
         slots = slot_counter(drdy.kernel_stamps, self.period_ns)
         observe, place = slots.observe, slots.place
         progress = now()
+        lost = 0
         carry: Sequence[EdgeEventLike] = ()
         while not is_stopping():
             if carry:
@@ -279,10 +281,12 @@ class Acquisition:
                 observe(late)
             where = place(events, late, began, ended)
             carry = where.carry
-            if where.lost:
-                count_missed(where.lost)
+            lost += where.lost
             progress = ended
             if where.slot is not None:
+                if lost:  # counted with the frame after them: every slot up to it is accounted
+                    count_missed(lost)
+                    lost = 0
                 put(
                     bytes(frame), where.slot, where.edge_ns, lossless=lossless, stopping=is_stopping
                 )

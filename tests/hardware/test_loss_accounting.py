@@ -12,6 +12,8 @@ import pytest
 
 from eegpi.ads1299.frames import decode_frames
 from eegpi.ads1299.settings import chain_settings
+from eegpi.daemon.config import AppConfig, from_mapping
+from eegpi.exc import ConfigError
 from eegpi.hardware import open_device
 from eegpi.hardware.acquisition import Acquisition
 from eegpi.hardware.config import DeviceConfig, EmulatorConfig
@@ -229,3 +231,14 @@ def test_cadence_labels_ignore_late_callbacks() -> None:
     assert len(pairs) > 250
     assert len({conversion - slot for conversion, slot in pairs}) == 1, "a frame mislabelled"
     assert len(pairs) + lost == pairs[-1][1] + 1  # every slot a frame or counted
+
+
+def test_fault_options_load_from_the_daemon_config() -> None:
+    emulator = {"drop_conversions": [3, 4], "silent_conversions": [9], "late_read_at": "after"}
+    app = from_mapping(AppConfig, {"device": {"emulator": emulator}}, "")
+    assert app.device.emulator.drop_conversions == (3, 4)
+    assert app.device.emulator.silent_conversions == (9,)
+    with pytest.raises(ConfigError, match=r"drop_conversions: -1 is not a conversion number"):
+        from_mapping(AppConfig, {"device": {"emulator": {"drop_conversions": [-1]}}}, "")
+    with pytest.raises(ConfigError, match=r"late_read_at: 'later' is not one of events, before"):
+        from_mapping(AppConfig, {"device": {"emulator": {"late_read_at": "later"}}}, "")
