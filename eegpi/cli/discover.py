@@ -25,7 +25,7 @@ __all__ = ["Appliance", "browse", "cmd_discover"]
 DEFAULT_LISTEN_S = 3.0
 """mDNS responders answer a query within about a second; three leave room for a busy LAN."""
 _RESOLVE_S = 1.5
-_HEALTH_S = 2.0
+_HEALTH_S = 5.0
 
 
 @dataclass

@@ -28,7 +28,7 @@ __all__ = [
     "daemon_target",
 ]
 
-_HEALTH_S = 3.0
+_HEALTH_S = 5.0
 
 
 def check_config(path: str | None) -> tuple[Check, AppConfig | None]:
