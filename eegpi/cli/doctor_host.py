@@ -20,6 +20,7 @@ from eegpi.hardware.config import DeviceConfig
 
 __all__ = [
     "BOOT_CONFIGS",
+    "GROUPS",
     "SERVICE_USER",
     "check_clock",
     "check_governor",
@@ -272,7 +273,14 @@ def check_groups(*, service_user: str = SERVICE_USER) -> list[Check]:
             )
         )
     else:
-        checks.append(Check("service user", "ok", f"user {service_user!r} exists"))
+        lacking = [g for g in GROUPS if g not in _groups_of(service_user)]
+        detail = f"user {service_user!r} exists, in groups spi and gpio"
+        if lacking:
+            detail = (
+                f"user {service_user!r} exists, not in {', '.join(lacking)} (the unit adds them "
+                "with SupplementaryGroups=; `sudo -u eegpi eegpi serve` would lack them)"
+            )
+        checks.append(Check("service user", "ok", detail))
     return checks
 
 

@@ -186,8 +186,6 @@ class Advertiser:
         """What was last meant to be announced (None: not looked yet)."""
         self._properties: dict[str, dict[str, str]] = {}
         self._failing = False
-        self.announced = asyncio.Event()
-        """Set after each look that went through (announced, or nothing to announce)."""
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="mdns-advertiser")
@@ -250,7 +248,6 @@ class Advertiser:
         if self._failing and services:
             log.info("announced on the network (mDNS) again")
         self._failing = False
-        self.announced.set()
 
     def _info(self, zeroconf: Any, service: Service, props: dict[str, str]) -> ServiceInfo:
         known = self._infos.get(service.type_)

@@ -4,6 +4,7 @@ reading of the files and tools it looks at (laid out under a temporary root)."""
 from __future__ import annotations
 
 import glob
+import grp
 import json
 import os
 import socket
@@ -17,9 +18,11 @@ import pytest
 
 from eegpi.cli.doctor_check import Check
 from eegpi.cli.doctor_host import (
+    GROUPS,
     check_clock,
     check_governor,
     check_gpio,
+    check_groups,
     check_power,
     check_spi,
     decode_throttled,
@@ -307,3 +310,14 @@ def test_cpu_governor(tmp_path: Path, governor: str | None, status: str) -> None
     assert check.status == status
     if status == "warn":
         assert "performance" in check.fix
+
+
+def test_the_service_user_and_its_groups() -> None:
+    missing = {c.name: c for c in check_groups(service_user="no-such-user-eegpi")}
+    assert missing["service user"].status == "warn"
+    assert "217/USER" in missing["service user"].detail
+    assert "systemd-sysusers" in missing["service user"].fix
+    present = {c.name: c for c in check_groups(service_user="root")}["service user"]
+    assert present.status == "ok"  # the unit adds spi and gpio itself
+    has_both = all(g in {g.gr_name for g in grp.getgrall() if "root" in g.gr_mem} for g in GROUPS)
+    assert ("not in" in present.detail) is not has_both
