@@ -187,18 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("tail", cmd_tail, "print a topic's data messages as they arrive")
     p.add_argument("topic", metavar="TOPIC")
     p.add_argument("--count", metavar="N", type=_count, help="stop after N data messages")
-    return parser
-
-
-def _resolve(args: argparse.Namespace) -> None:
-    """Fill in what neither the command line nor the subparser set."""
-    if args.func is _cmd_serve:
-        args.grpc = getattr(args, "grpc", None)
-        args.ws = getattr(args, "ws", None)
-        return
-    env = os.environ
-    for name, default in (("grpc", DEFAULT_GRPC), ("ws", DEFAULT_WS)):
-        value = getattr(args, name, None)
     p = add("doctor", cmd_doctor, "check this machine, its config and its daemon; say what to fix")
     p.add_argument(
         "--config", metavar="FILE", help="config file to check (default /etc/eegpi/eegpi.yaml)"
@@ -218,6 +206,19 @@ def _resolve(args: argparse.Namespace) -> None:
         action="append",
         help="listen on the interface with this IPv4 address only (repeatable; default: all)",
     )
+    return parser
+
+
+def _resolve(args: argparse.Namespace) -> None:
+    """Fill in what neither the command line nor the subparser set."""
+    if args.func is _cmd_serve:
+        args.grpc = getattr(args, "grpc", None)
+        args.ws = getattr(args, "ws", None)
+        return
+    env = os.environ
+    args.given = {n for n in ("grpc", "ws", "timeout") if getattr(args, n, None) is not None}
+    for name, default in (("grpc", DEFAULT_GRPC), ("ws", DEFAULT_WS)):
+        value = getattr(args, name, None)
         if value is None:
             variable = f"EEGPI_{name.upper()}"
             value = env.get(variable) or default
@@ -228,7 +229,6 @@ def _resolve(args: argparse.Namespace) -> None:
         setattr(args, name, value)
     args.token = _token(args)
     args.timeout = getattr(args, "timeout", DEFAULT_TIMEOUT_S)
-    args.given = {n for n in ("grpc", "ws", "timeout") if getattr(args, n, None) is not None}
     args.json = getattr(args, "json", False)
 
 
