@@ -28,6 +28,7 @@ from eegpi.cli.doctor_host import (
     decode_throttled,
     spi_enabled_in,
 )
+from eegpi.daemon.config import load_config
 from eegpi.hardware.config import DeviceConfig
 from tests.conftest import Daemon
 
@@ -108,9 +109,12 @@ def token_daemon(tmp_path: Path) -> Iterator[tuple[Daemon, Path]]:
 def test_doctor_finds_the_running_daemon_and_asks_it_for_the_chip(
     daemon: Daemon, tmp_path: Path
 ) -> None:
-    code, out = _doctor("--json", "--mock", "--config", str(_config(tmp_path)))
+    cfg = _config(tmp_path)
+    code, out = _doctor("--json", "--mock", "--config", str(cfg))
     report = _by_name(json.loads(out))
     assert report["daemon"]["status"] == "warn"  # nothing on the config's free port
+    configured = load_config(cfg).grpc.listen
+    assert report["daemon"]["detail"] == f"no eegpi answers at {configured}"
     assert report["ports"]["status"] == "ok"
     assert report["chip"]["detail"].endswith("mock emulator")  # probed the emulator itself
     code, out = _doctor(
