@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 GRPC   ?= 127.0.0.1:50051
 WS     ?= 127.0.0.1:9001
 
-.PHONY: run test lint typecheck unit bench proto clean system-deps
+.PHONY: run test lint typecheck unit bench proto clean system-deps test-deploy
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "eegpi needs Python >= 3.11"'
@@ -15,6 +15,11 @@ $(PY):
 # Editable install with dev tools; re-run when the project metadata or the protos change.
 $(VENV)/.installed: $(PY) pyproject.toml hatch_build.py $(wildcard proto/eegpi/v1/*.proto)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+# ansible-core and ansible-lint (the `deploy` extra): only `make test-deploy` needs them.
+$(VENV)/.installed-deploy: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,deploy]'
 	@touch $@
 
 proto: $(VENV)/.installed
@@ -41,6 +46,15 @@ unit: $(VENV)/.installed
 	$(VENV)/bin/pytest
 
 test: $(VENV)/.installed system-deps lint typecheck unit
+
+# The Ansible content, then the playbook on a real systemd host (a bookworm container booted
+# with systemd-nspawn; needs root; the image is cached in ~/.cache/eegpi-ci). docs/deployment.md
+test-deploy: $(VENV)/.installed-deploy
+	@scripts/install-system-deps.sh --deploy
+	cd ansible && PATH="$(abspath $(VENV))/bin:$$PATH" ansible-lint --profile production --strict
+	cd ansible && ../$(VENV)/bin/ansible-playbook -i inventory/example --syntax-check site.yml
+	cd ansible && ../$(VENV)/bin/ansible-playbook -i inventory/single-pi.yml --syntax-check site.yml
+	$(VENV)/bin/pytest -m deploy tests/deploy -p no:cacheprovider
 
 bench: $(VENV)/.installed
 	$(PY) -m bench

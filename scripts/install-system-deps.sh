@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real: headless Chromium (viewer page)
-# and systemd-analyze. Needs root (CI runs as root); otherwise says what to install.
+# and systemd-analyze. With --deploy (make test-deploy): what builds and boots a Debian
+# container with systemd-nspawn and reaches it over SSH. Needs root (CI runs as root);
+# otherwise says what to install.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+if [ "${1:-}" = "--deploy" ]; then
+  command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+  command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
+  command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+  command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
+  command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

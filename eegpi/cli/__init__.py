@@ -162,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
     )
+    files = sub.add_parser(
+        "install-files",
+        help="install the systemd unit, sysusers.d file and udev rules that ship with eegpi",
+        description="Install eegpi.service (running this installation's eegpi), the sysusers.d "
+        "file (user eegpi, groups spi and gpio) and the udev rules under --prefix; files "
+        "already right are left alone. Prints the commands that activate what changed.",
+    )
+    files.set_defaults(func=_cmd_install_files)
+    files.add_argument(
+        "--prefix", metavar="DIR", default="/", help="install under this root (default /)"
+    )
+    files.add_argument("--dry-run", action="store_true", help="only say what would change")
 
     p = add("status", cmd_status, "state and counters of one pipeline, or of all")
     p.add_argument("name", metavar="NAME", nargs="?", default="", help="pipeline (default: all)")
@@ -253,6 +265,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from eegpi.daemon.app import serve_main
 
     return serve_main(args)
+
+
+def _cmd_install_files(args: argparse.Namespace) -> int:
+    from eegpi.install_files import cmd_install_files
+
+    return cmd_install_files(args)
 
 
 def main(argv: list[str] | None = None) -> int:
