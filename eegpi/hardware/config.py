@@ -12,12 +12,14 @@ __all__ = [
     "EmulatorConfig",
     "GpioLibrary",
     "StallPoint",
+    "TimingMode",
 ]
 
 Backend = Literal["auto", "pi", "mock"]
 AcquisitionMode = Literal["process", "thread"]
 GpioLibrary = Literal["auto", "gpiod", "rpigpio"]
 StallPoint = Literal["events", "before", "during", "after"]
+TimingMode = Literal["record", "raise"]
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,23 @@ class EmulatorConfig:
     and, with lead-off sensing on, its P and N status bits are set."""
     bias_off: bool = False
     """The bias electrode is off (CONFIG3.BIAS_STAT reads 1)."""
-    strict: bool = True
-    """Ignore commands sent with timing the chip cannot decode (too fast, CS released early)."""
+    timing: TimingMode = "record"
+    """What a breach of a datasheet timing rule (tSCCS, tSDECODE, SCLK rate, reads in the
+    reload window, commands during tPOR or a reset, SPI mode ...) does: ``record`` keeps it in
+    the chip's ``violations`` (logged once per rule) while the chip goes on as a real one most
+    likely would; ``raise`` raises on the first one, for tests of a driver that keeps them all."""
+    strict: bool = False
+    """Older name of ``timing: raise``; true sets it (and ``timing: raise`` sets this)."""
+    gpio_inputs: int = 0
+    """Levels the board drives on the chip's GPIO1..4 (bit 0 = GPIO1) while they are inputs
+    (GPIO register GPIOC bit 1): what GPIOD and the status word read for them. 0: tied low, as
+    the datasheet asks (inputs must not float) and as the reset value 0x0F reads."""
+    clksel: bool = True
+    """Level of the CLKSEL pin: high = the internal 2.048 MHz oscillator; low = the clock comes
+    from the CLK pin (``external_clock_hz``)."""
+    external_clock_hz: float | None = None
+    """Clock on the CLK pin when ``clksel`` is low (1.5-2.25 MHz); None = none, so the chip
+    takes commands but never converts (DRDY stays high)."""
     event_buffer_size: int = 1024
     """Most edge events the emulated kernel keeps per line (it keeps what the request asks
     for, up to this; overflow drops the oldest). The default is what the pi backend asks for."""
@@ -90,6 +107,18 @@ class EmulatorConfig:
     """Fault: every Nth conversion is sent with a flipped status bit (a torn frame)."""
 
     def __post_init__(self) -> None:
+        if self.timing not in ("record", "raise"):
+            raise ValueError(f"emulator.timing: {self.timing!r} is not one of record, raise")
+        if self.strict or self.timing == "raise":
+            object.__setattr__(self, "timing", "raise")
+            object.__setattr__(self, "strict", True)
+        if isinstance(self.gpio_inputs, bool) or not 0 <= self.gpio_inputs <= 0xF:
+            raise ValueError(f"emulator.gpio_inputs: {self.gpio_inputs!r} is not 0..15 (4 pins)")
+        ext = self.external_clock_hz
+        if ext is not None and not 1.5e6 <= ext <= 2.25e6:
+            raise ValueError(
+                f"emulator.external_clock_hz: {ext} is outside the ADS1299's 1.5-2.25 MHz"
+            )
         if not 0 <= self.id_register <= 0xFF:
             raise ValueError(f"emulator.id_register: {self.id_register} is not a byte")
         if self.chips is not None and not 1 <= self.chips <= 4:

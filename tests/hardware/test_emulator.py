@@ -79,14 +79,14 @@ def test_reset_deaf_time_in_real_time() -> None:
     assert not board.chip.rdatac
 
 
-def test_register_timing_is_checked_in_strict_mode() -> None:
+def test_register_timing_breaches_are_recorded_and_the_commands_run() -> None:
     board, dev = _board()
-    dev.xfer2([Opcode.SDATAC], SPEED, 0)  # CS released at once: lost (E2E 845509)
-    assert board.chip.rdatac and board.chip.timing_violations == 1
-    _cmd(dev, Opcode.SDATAC)
+    dev.xfer2([Opcode.SDATAC], SPEED, 0)  # CS released at once (E2E 845509): runs on a Pi
+    assert not board.chip.rdatac
     dev.xfer2(list(wreg(Reg.CONFIG1, [0x90])), 8_000_000, 2)  # 1 us/byte < tSDECODE
-    assert _read(dev, Reg.CONFIG1, 1) == [0x96]
-    assert board.chip.timing_violations == 2
+    assert _read(dev, Reg.CONFIG1, 1) == [0x90]
+    counts = board.chip.violation_counts
+    assert counts["tSCCS"] == 1 and counts["tSDECODE"] == 1
 
 
 def test_conversions_only_while_started_and_edges_at_the_data_rate() -> None:

@@ -1,13 +1,20 @@
 """A byte-level model of an ADS1299 daisy chain, driven by SPI transactions and a clock.
 
 What the model keeps (ads1299.md section 7): the register file with reset values and read-only
-bits; RDATAC (power-up default) / SDATAC / STANDBY modes with RREG and WREG ignored in RDATAC;
-RESET with its 18 tCLK deaf time; START/STOP and single-shot; a conversion engine that only
-runs while started, settles 4 tDR + 9 tCLK, and reloads the output register every tDR (an
-unread result is lost, a read straddling a reload is torn); RDATA snapshots; 27-byte frames per
-chip with status word, chip 1 first, zeros (daisy) or repeats (multiple readback) beyond the
-chain; command timing checks (tSDECODE between bytes, CS hold after the last byte); and the
-faults of :class:`~eegpi.hardware.config.EmulatorConfig`.
+bits; RDATAC (power-up default) / SDATAC / STANDBY modes with RREG and WREG ignored in RDATAC
+(every other command is honoured there, as on the chips shipped drivers run on); RESET with its
+18 tCLK deaf time; START/STOP and single-shot; a conversion engine that only runs while started
+and clocked (CLKSEL, an external clock), settles 4 tDR + 9 tCLK, reloads the output register
+every tDR (an unread result is lost, a read straddling a reload is torn) and lets a channel
+setting change settle through the sinc3 filter; the DRDY pin level; RDATA snapshots; 27-byte
+frames per chip with status word (GPIO bits: pin levels), chip 1 first, zeros (daisy) or
+repeats (multiple readback) beyond the chain; what each SPI mode does with the chip's edges;
+and the faults of :class:`~eegpi.hardware.config.EmulatorConfig`.
+
+Timing rules (tSCCS, tSDECODE, tCSSC, the SCLK limit, the reload window, RDATAC's keep-out,
+tPOR, the reset time, tRST, the SPI mode) are checked on every transfer; a breach is recorded
+(:mod:`~eegpi.hardware.emulator.timing`) and the transfer does what a real chip most likely
+does with it, or it raises in ``timing: raise`` mode.
 
 All chips of a chain share CS and DIN, so one register file serves them all; RREG answers from
 chip 1, as on the real chain.
@@ -24,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from eegpi.ads1299.commands import Opcode
-from eegpi.ads1299.frames import encode_frames, frame_size, status_word
+from eegpi.ads1299.frames import decode_frames, encode_frames, frame_size, status_word
 from eegpi.ads1299.registers import (
     CHSET_GAIN,
     CHSET_MUX,
@@ -48,8 +55,9 @@ from eegpi.hardware.config import EmulatorConfig
 from eegpi.hardware.emulator.chunks import ChunkSource, ChunkSteps
 from eegpi.hardware.emulator.clock import EmulatorClock
 from eegpi.hardware.emulator.signals import FCLK_HZ, ChannelPlan, SignalGenerator
+from eegpi.hardware.emulator.timing import Violation, ViolationLog
 
-__all__ = ["Ads1299Emulator", "EdgeBatch", "channels_for_id"]
+__all__ = ["Ads1299Emulator", "EdgeBatch", "channels_for_id", "late_by_a_bit", "sinc3_step"]
 
 log = logging.getLogger("eegpi.hardware.emulator")
 
@@ -59,6 +67,17 @@ tens of microseconds, done between DRDYs."""
 _IDLE_NS = 30_000
 """Generate only when the next DRDY is at least this far away (a step takes up to ~25 us)."""
 _FULL_SCALE = 2**23
+_DECODE_TCLK = 4
+"""tSDECODE, tSCCS, tUPDATE and RDATAC's keep-out, in tCLK."""
+_RESET_TCLK = 18
+_TPOR_TCLK = 2**18
+_TRST_TCLK = 2
+_SETTLE_PERIODS = 3
+"""A sinc3 filter forgets an input step after 3 data periods (the 4th DRDY is settled)."""
+_CHSET = range(Reg.CH1SET, Reg.CH1SET + 8)
+_SLACK = 0.999
+"""Rounding allowance on timing limits (a 2 us hold meets 4 tCLK = 1.953 us, 4 MHz meets
+4.096 MHz, whatever the clock's ppm)."""
 
 
 def channels_for_id(id_register: int) -> int:
@@ -66,6 +85,25 @@ def channels_for_id(id_register: int) -> int:
     if id_register & 0x1C == 0x1C and id_register & 0x03 != 0x03:
         return (4, 6, 8)[id_register & 0x03]
     return 8
+
+
+def late_by_a_bit(data: list[int]) -> list[int]:
+    """A byte stream as seen by a receiver that samples on the edge its sender changes the
+    line on: each bit one SCLK later, a 0 first (ads1299.md section 1.1, SPI modes)."""
+    if not data:
+        return []
+    return list((int.from_bytes(bytes(data), "big") >> 1).to_bytes(len(data), "big"))
+
+
+def sinc3_step(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Share of a new input in a sinc3 output ``x`` data periods after the input stepped:
+    0 up to the step, 1/6 one period later, 5/6 after two, 1 from three on."""
+    x = np.clip(x, 0.0, 3.0)
+    middle = (-2 * x**3 + 9 * x**2 - 9 * x + 3) / 6
+    share: npt.NDArray[np.float64] = np.where(
+        x < 1, x**3 / 6, np.where(x < 2, middle, 1 - (3 - x) ** 3 / 6)
+    )
+    return share
 
 
 class Ads1299Emulator:
@@ -83,20 +121,28 @@ class Ads1299Emulator:
         self.channels_per_chip = channels_for_id(cfg.id_register)
         self.chip_frame = frame_size(self.channels_per_chip)
         self.frame_len = self.chip_frame * chips
-        self.tclk_ns = 1e9 / (FCLK_HZ * (1 + cfg.clock_ppm * 1e-6))
         self._lock = threading.RLock()
-        self.timing_violations = 0
-        """Commands dropped because their SPI timing broke tSDECODE or the CS hold time."""
+        self._violations = ViolationLog(raise_first=cfg.timing == "raise")
         self.ignored_commands = 0
         """Commands the current mode ignores (e.g. WREG in RDATAC, anything during RESET)."""
         self.undefined_reads = 0
         self.spi_mode = 1
+        """SPI mode of the host's transfers (the stand-in for spidev sets it)."""
         self.powered = True
         self.start_pin = False
+        self.clksel = cfg.clksel
+        """CLKSEL pin: high = internal oscillator, low = the clock on the CLK pin."""
+        self.external_clock_hz = cfg.external_clock_hz
+        self._gpio_in = cfg.gpio_inputs
+        low_dvdd = cfg.dvdd_v < 2.7
+        self._sclk_max_hz = 15e6 if low_dvdd else 20e6
+        self._cs_setup_min_ns = 17.0 if low_dvdd else 6.0
         self._chunks = ChunkSource(self._chunk_steps, _CHUNK)
         self._silent = frozenset(cfg.silent_conversions)
         self._dropped = frozenset(cfg.drop_conversions) - self._silent
         self._stalled_read = 0
+        self._reset_low_ns: int | None = None
+        self._update_clock()
         self._power_on()
 
     # --- state -----------------------------------------------------------------------------
@@ -112,6 +158,9 @@ class Ads1299Emulator:
         self._stop_index: int | None = None
         self._frames_read = 0
         self._stalled_read = 0
+        self._sclk_end_ns = -math.inf
+        self._por_until_ns = self.clock.monotonic_ns() + _TPOR_TCLK * self.tclk_ns
+        self._settle: _Settle | None = None
         self._gen = SignalGenerator(
             self.cfg, self.chips * self.channels_per_chip, self.channels_per_chip
         )
@@ -119,17 +168,59 @@ class Ads1299Emulator:
         self._plan_cache: _ChunkPlan | None = None
         self._last_out = bytes(self.frame_len)
 
+    def _update_clock(self) -> None:
+        hz = self.clock_hz
+        self.tclk_ns = 1e9 / (hz if hz else FCLK_HZ)
+
+    @property
+    def clock_hz(self) -> float | None:
+        """The master clock the chip runs on: its oscillator (with ``clock_ppm``) when CLKSEL
+        is high, else the CLK pin's (None: no clock, no conversions)."""
+        if self.clksel:
+            return FCLK_HZ * (1 + self.cfg.clock_ppm * 1e-6)
+        return self.external_clock_hz
+
+    def clock_out_hz(self) -> float | None:
+        """What the CLK pin drives for other chips: the oscillator when CLKSEL is high and
+        CONFIG1.CLK_EN is set, else nothing (None)."""
+        with self._lock:
+            if self.powered and self.clksel and self.regs[Reg.CONFIG1] & 0x20:
+                return self.clock_hz
+            return None
+
+    def set_external_clock(self, hz: float | None) -> None:
+        """The clock on the CLK pin changes (another chip's CLK_EN output, or none). With
+        CLKSEL low, losing it stops conversions at once; a new rate applies from the next
+        START, RESET or CONFIG1 write."""
+        with self._lock:
+            self.external_clock_hz = hz
+            self._clock_changed()
+
+    def _clock_changed(self) -> None:
+        self._update_clock()
+        if self.clock_hz is None and self._first_ns is not None:
+            self._first_ns = None
+            self._invalidate()
+
     def _reset(self, now: int) -> None:
         self.regs = reset_values(self.cfg.id_register)
         self.rdatac = True
         self.standby = False
-        self.reset_until_ns = now + int(18 * self.tclk_ns)
+        self.reset_until_ns = now + int(_RESET_TCLK * self.tclk_ns)
         self._first_ns = None
+        self._settle = None
         self._invalidate()
         if self.start_pin:
             self._start(self.reset_until_ns)
 
     def _start(self, now: int) -> None:
+        self._update_clock()
+        self._settle = None
+        self.run_id += 1
+        if self.clock_hz is None:
+            self._first_ns = None  # no master clock: the modulator does not run
+            self._invalidate()
+            return
         dr = CONFIG1_DR.get(self.regs[Reg.CONFIG1])
         self._tdr_ns = 128 * (1 << dr) * self.tclk_ns
         self._invalidate()
@@ -140,7 +231,6 @@ class Ads1299Emulator:
         self._first_ns = now + 4 * self._tdr_ns + 9 * self.tclk_ns
         single = CONFIG4_SINGLE_SHOT.get(self.regs[Reg.CONFIG4])
         self._stop_index = 0 if single else None
-        self.run_id += 1
 
     def _stop(self, now: int) -> None:
         if self._first_ns is not None and self._stop_index is None:
@@ -156,10 +246,11 @@ class Ads1299Emulator:
         return self._tdr_ns
 
     def _cap(self) -> int | None:
-        caps = [c for c in (self._stop_index,) if c is not None]
-        if self.cfg.stuck_drdy_after is not None:
-            caps.append(self.cfg.stuck_drdy_after - 1)
-        return min(caps) if caps else None
+        """The last conversion of this run (STOP, single-shot, the stuck-DRDY fault)."""
+        stop, stuck = self._stop_index, self.cfg.stuck_drdy_after
+        if stuck is None:
+            return stop
+        return stuck - 1 if stop is None or stuck - 1 < stop else stop
 
     def _latest(self, now: float) -> int:
         """Index of the newest completed conversion of this run (-1 before the first)."""
@@ -169,7 +260,68 @@ class Ads1299Emulator:
         cap = self._cap()
         return n if cap is None else min(n, cap)
 
+    def _next_edge(self, latest: int) -> float | None:
+        """When the conversion after ``latest`` completes (None: none will)."""
+        if self._first_ns is None:
+            return None
+        cap = self._cap()
+        if cap is not None and latest + 1 > cap:
+            return None
+        return self._first_ns + (latest + 1) * self._tdr_ns
+
+    # --- timing violations -------------------------------------------------------------------
+
+    @property
+    def violations(self) -> list[Violation]:
+        """Timing-rule breaches seen, oldest first (the newest 1000)."""
+        return self._violations.records
+
+    @property
+    def violation_counts(self) -> dict[str, int]:
+        """Breaches per rule since the emulator was made (exact, not bounded)."""
+        return self._violations.counts
+
+    @property
+    def timing_violations(self) -> int:
+        """All breaches counted so far."""
+        return self._violations.total
+
+    def clear_violations(self) -> None:
+        self._violations.clear()
+
+    def _violation(self, rule: str, now: int, data: list[int] | bytes, detail: str) -> None:
+        self._violations.add(rule, now, data, detail)
+
     # --- DRDY --------------------------------------------------------------------------------
+
+    def drdy_level(self, now_ns: int | None = None) -> bool:
+        """The DRDY pin (True = high; it is active low), as a host polling it sees it.
+
+        It falls when a conversion completes, returns high on the first SCLK of any transfer
+        after that (even one to another chip, see :meth:`bus_clocked`), and if nobody reads
+        it returns high 4 tCLK before the next conversion, so each period has a high pulse
+        (ads1299.md section 4). It is high while nothing converts, and reads high while the
+        chip is unpowered or absent (the Pi's pull-up). Edge faults (``drop_conversions``,
+        ``silent_conversions``) concern edge events only; the level still falls.
+        """
+        with self._lock:
+            now = self.clock.monotonic_ns() if now_ns is None else now_ns
+            if not self.powered or self.cfg.miso_stuck is not None or self._first_ns is None:
+                return True
+            latest = self._latest(now)
+            if latest < 0:
+                return True
+            if self._sclk_end_ns >= self._first_ns + latest * self._tdr_ns:
+                return True
+            nxt = self._next_edge(latest)
+            return nxt is not None and now >= nxt - _DECODE_TCLK * self.tclk_ns
+
+    def bus_clocked(self, until_ns: int | None = None) -> None:
+        """SCLK ran on the bus this chip shares until ``until_ns`` (now if None) while its CS
+        was high: DRDY returns high all the same (datasheet rev C, ads1299.md section 3.2)."""
+        with self._lock:
+            end = self.clock.monotonic_ns() if until_ns is None else until_ns
+            self._sclk_end_ns = max(self._sclk_end_ns, end)
 
     def edges(self, run_id: int, next_index: int, limit: int) -> EdgeBatch:
         """DRDY falling edges since a reader's cursor, with the edge faults applied.
@@ -214,7 +366,7 @@ class Ads1299Emulator:
     # --- pins --------------------------------------------------------------------------------
 
     def set_pin(self, name: str, high: bool) -> None:
-        """RESET (active low), START, PWDN (active low)."""
+        """RESET (active low), START, PWDN (active low), CLKSEL."""
         with self._lock:
             now = self.clock.monotonic_ns()
             if name == "start":
@@ -225,18 +377,58 @@ class Ads1299Emulator:
                     self._stop(now)
             elif name == "reset":
                 if high:
+                    low = self._reset_low_ns
+                    self._reset_low_ns = None
+                    if low is not None and now - low < _TRST_TCLK * self.tclk_ns * _SLACK:
+                        self._violation("tRST", now, b"", f"RESET low {now - low} ns")
                     self._reset(now)
                 else:
+                    self._reset_low_ns = now
                     self._first_ns = None
             elif name == "pwdn":
                 if high and not self.powered:
                     self._power_on()
                 self.powered = high
+            elif name == "clksel":
+                self.clksel = high
+                self._clock_changed()
+
+    def drive_gpio(self, levels: int) -> None:
+        """The board drives ``levels`` (bit 0 = GPIO1) on the chip's GPIO pins; pins set up as
+        inputs read them (GPIOD and the status word)."""
+        with self._lock:
+            self._gpio_in = levels & 0x0F
+            self._invalidate()
+
+    def _gpio_register(self, value: int) -> int:
+        """The GPIO register as read: GPIOC as written, GPIOD the pin levels (the written value
+        for outputs, the board's level for inputs)."""
+        inputs = value & 0x0F
+        levels = ((value >> 4) & ~inputs | self._gpio_in & inputs) & 0x0F
+        return inputs | levels << 4
 
     # --- SPI ---------------------------------------------------------------------------------
 
-    def transfer(self, data: list[int], speed_hz: int, delay_usecs: int) -> list[int]:
-        """One CS-low transaction: decode DIN byte by byte and return DOUT."""
+    def transfer(
+        self,
+        data: list[int],
+        speed_hz: int,
+        delay_usecs: float = 0,
+        *,
+        cs_setup_ns: float | None = None,
+        word_delay_usecs: float = 0.0,
+    ) -> list[int]:
+        """One CS-low transaction: decode DIN byte by byte and return DOUT.
+
+        Args:
+            data: the bytes the host clocks out (DIN), one per SCLK byte.
+            speed_hz: SCLK.
+            delay_usecs: CS held low after the last SCLK (spidev's ``delay_usecs``).
+            cs_setup_ns: CS low to the first SCLK; None = the controller's own, which meets
+                tCSSC.
+            word_delay_usecs: gap between bytes (spidev ``word_delay_usecs``), which counts
+                towards tSDECODE.
+        """
         stall_s = self._late_read_stall()
         at = self.cfg.late_read_at
         # The host stalls around its read (outside the lock, so DRDY edges keep falling and
@@ -244,12 +436,13 @@ class Ads1299Emulator:
         # during or after it, the result is latched but the host's clock reads come late.
         if at == "before":
             self.clock.sleep(stall_s)
-        out = self._transfer(data, speed_hz, delay_usecs)
+        out = self._transfer(data, speed_hz, delay_usecs, cs_setup_ns, word_delay_usecs)
         if at == "during":
             self.clock.sleep(stall_s)
         if not self.clock.realtime:
             # Clocking the bytes takes time; virtual time must not stand still during a read.
-            self.clock.sleep(len(data) * 8 / speed_hz + delay_usecs * 1e-6)
+            byte_s = 8 / speed_hz + word_delay_usecs * 1e-6
+            self.clock.sleep(len(data) * byte_s + delay_usecs * 1e-6)
         if at == "after":
             self.clock.sleep(stall_s)
         return out
@@ -259,7 +452,6 @@ class Ads1299Emulator:
         return (
             self.powered
             and self.cfg.miso_stuck is None
-            and self.spi_mode == 1
             and self.clock.monotonic_ns() >= self.reset_until_ns
             and self.rdatac
             and not self.standby
@@ -293,7 +485,14 @@ class Ads1299Emulator:
             stall_s = self.cfg.late_read_periods * self._tdr_ns / 1e9
         self.clock.sleep(stall_s)
 
-    def _transfer(self, data: list[int], speed_hz: int, delay_usecs: int) -> list[int]:
+    def _transfer(
+        self,
+        data: list[int],
+        speed_hz: int,
+        delay_usecs: float,
+        cs_setup_ns: float | None,
+        word_delay_usecs: float,
+    ) -> list[int]:
         with self._lock:
             n = len(data)
             if self.cfg.miso_stuck is not None:
@@ -301,48 +500,59 @@ class Ads1299Emulator:
             if not self.powered:
                 return [0] * n
             now = self.clock.monotonic_ns()
-            if self.spi_mode != 1:
-                # Sampling on the wrong SCLK edge: every bit lands one place off.
-                self.ignored_commands += 1
-                return [((b << 1) | 1) & 0xFF for b in self._frame_bytes(now, n, speed_hz)]
+            byte_ns = 8e9 / speed_hz + word_delay_usecs * 1e3
+            self._sclk_end_ns = now + n * byte_ns  # DRDY returns high on the first SCLK
+            if speed_hz > self._sclk_max_hz:
+                self._violation("tSCLK", now, data, f"SCLK {speed_hz / 1e6:g} MHz")
+            if cs_setup_ns is not None and cs_setup_ns < self._cs_setup_min_ns:
+                self._violation("tCSSC", now, data, f"CS low to SCLK {cs_setup_ns:g} ns")
+            mode = self.spi_mode
+            if mode != 1:
+                self._violation("SPI mode", now, data, f"mode {mode}")
+                if mode == 3:
+                    # The host changes DIN on the falling edge the chip samples it on.
+                    data = late_by_a_bit(data)
+            active = any(data)
             if now < self.reset_until_ns:
                 self.ignored_commands += 1
+                if active:
+                    left = self.reset_until_ns - now
+                    self._violation("reset time", now, data, f"{left} ns of the reset left")
                 return [0] * n
+            if active and now < self._por_until_ns:
+                left = int(self._por_until_ns - now)
+                self._violation("tPOR", now, data, f"{left} ns before tPOR ends")
             if self.rdatac and not self.standby:
-                out = self._frame_bytes(now, n, speed_hz)
-                if any(data):
-                    self._decode_in_rdatac(data, speed_hz, delay_usecs, now)
-                return out
-            return self._decode(data, speed_hz, delay_usecs, now)
+                out = self._frame_bytes(now, n, byte_ns, data)
+                if active:
+                    self._decode(data, byte_ns, delay_usecs, now)  # full duplex
+            else:
+                out = self._decode(data, byte_ns, delay_usecs, now)
+            # Modes 0, 2 and 3 sample DOUT on the rising edge the chip drives it on.
+            return out if mode == 1 else late_by_a_bit(out)
 
-    def _decode_in_rdatac(self, data: list[int], speed_hz: int, delay_usecs: int, now: int) -> None:
-        # Full duplex: DIN is decoded while the frame shifts out; only SDATAC is honoured
-        # (strict), or also STOP/START/RESET (lenient, the datasheet does not say).
-        cs_hold_short = delay_usecs * 1000 < 4 * self.tclk_ns * 0.999
-        for i, b in enumerate(data):
-            if b == Opcode.SDATAC and self.cfg.strict and i == len(data) - 1 and cs_hold_short:
-                self.timing_violations += 1
-            elif b == Opcode.SDATAC:
-                self.rdatac = False
-                self._decode(data[i + 1 :], speed_hz, delay_usecs, now)
-                return
-            if b and not self.cfg.strict and b in (Opcode.STOP, Opcode.START, Opcode.RESET):
-                self._command(b, now)
-            elif b:
-                self.ignored_commands += 1
-
-    def _decode(self, data: list[int], speed_hz: int, delay_usecs: int, now: int) -> list[int]:
+    def _decode(self, data: list[int], byte_ns: float, delay_usecs: float, now: int) -> list[int]:
+        """Decode DIN; returns DOUT (RREG data, RDATA frames). Commands take effect whatever
+        their timing; every breach is recorded."""
         n = len(data)
         out = [0] * n
-        byte_ns = 8e9 / speed_hz
-        too_fast = byte_ns < 4 * self.tclk_ns * 0.999
-        cs_hold_short = delay_usecs * 1000 < 4 * self.tclk_ns * 0.999
-        strict = self.cfg.strict
+        decode_ns = _DECODE_TCLK * self.tclk_ns * _SLACK
+        too_fast = byte_ns < decode_ns
+        cs_hold_short = delay_usecs * 1000 < decode_ns
+        previous_command = -2
         i = 0
         while i < n:
             b = data[i]
+            if not b:
+                i += 1
+                continue
+            if too_fast and previous_command == i - 1:
+                self._violation(
+                    "tSDECODE", now, data, f"command bytes {byte_ns:.0f} ns apart (byte {i})"
+                )
             if self.standby and b != Opcode.WAKEUP:
                 self.ignored_commands += 1
+                previous_command = i
                 i += 1
                 continue
             kind = b & 0xE0
@@ -350,10 +560,13 @@ class Ads1299Emulator:
                 if i + 1 >= n:
                     break  # CS high aborts the partial command
                 start, count = b & 0x1F, (data[i + 1] & 0x1F) + 1
-                if strict and too_fast:
-                    self.timing_violations += 1
-                elif self.rdatac:
-                    self.ignored_commands += 1
+                end = i + 2 + count
+                if too_fast:
+                    self._violation("tSDECODE", now, data, f"register bytes {byte_ns:.0f} ns apart")
+                if kind == Opcode.WREG and end >= n and cs_hold_short:
+                    self._violation("tSCCS", now, data, f"CS hold {delay_usecs * 1000:g} ns")
+                if self.rdatac:
+                    self.ignored_commands += 1  # RREG and WREG are ignored in RDATAC
                 elif kind == Opcode.RREG:
                     for j in range(count):
                         if i + 2 + j < n:
@@ -362,17 +575,18 @@ class Ads1299Emulator:
                     for j in range(count):
                         if i + 2 + j < n:
                             self._write_register(start + j, data[i + 2 + j], now)
-                i += 2 + count
+                previous_command = end - 1
+                i = end
                 continue
             if b == Opcode.RDATA and not self.rdatac:
-                snapshot = self._frame_bytes(now, n - i - 1, speed_hz, tear=False)
+                snapshot = self._frame_bytes(now, n - i - 1, byte_ns, None)
                 out[i + 1 :] = snapshot
                 break
-            if b and strict and i == n - 1 and cs_hold_short:
-                # E2E 845509: CS released right after the byte, the command is lost.
-                self.timing_violations += 1
-            elif b:
-                self._command(b, now)
+            if i == n - 1 and cs_hold_short:
+                # E2E 845509 lost a command this way; a Pi's CS release is slower. Executed.
+                self._violation("tSCCS", now, data, f"CS hold {delay_usecs * 1000:g} ns")
+            self._command(b, now)
+            previous_command = i
             i += 1
         return out
 
@@ -382,6 +596,7 @@ class Ads1299Emulator:
         elif b == Opcode.STANDBY:
             self.standby = True
             self._first_ns = None
+            self._settle = None
         elif b == Opcode.RESET:
             self._reset(now)
         elif b == Opcode.START:
@@ -389,13 +604,31 @@ class Ads1299Emulator:
         elif b == Opcode.STOP:
             self._stop(now)
         elif b == Opcode.RDATAC:
+            self._check_rdatac_keep_out(now)
             self.rdatac = True
         elif b == Opcode.SDATAC:
             self.rdatac = False
         else:
             self.ignored_commands += 1
 
+    def _check_rdatac_keep_out(self, now: int) -> None:
+        if self._first_ns is None:
+            return
+        latest = self._latest(now)
+        keep_out = _DECODE_TCLK * self.tclk_ns
+        since = now - (self._first_ns + latest * self._tdr_ns) if latest >= 0 else math.inf
+        nxt = self._next_edge(latest)
+        until = nxt - now if nxt is not None else math.inf
+        if min(since, until) < keep_out:
+            gap = min(since, until)
+            self._violation("RDATAC keep-out", now, [Opcode.RDATAC], f"{gap:.0f} ns from DRDY")
+
     # --- registers ---------------------------------------------------------------------------
+
+    def registers(self) -> bytes:
+        """The register file as RREG would read it (chip 1), whatever the mode."""
+        with self._lock:
+            return bytes(self._read_register(a) for a in range(REGISTER_COUNT))
 
     def _read_register(self, address: int) -> int:
         if address >= REGISTER_COUNT:
@@ -407,6 +640,8 @@ class Ads1299Emulator:
             return self._lead_off_bits(0)[1]
         if address == Reg.CONFIG3:
             return CONFIG3_BIAS_STAT.set(self.regs[address], int(self._bias_off()))
+        if address == Reg.GPIO:
+            return self._gpio_register(self.regs[address])
         return self.regs[address]
 
     def _write_register(self, address: int, value: int, now: int) -> None:
@@ -414,10 +649,33 @@ class Ads1299Emulator:
             self.undefined_reads += 1
             return
         writable = REGISTERS[address].writable
-        self.regs[address] = (self.regs[address] & ~writable & 0xFF) | (value & writable)
+        new = (self.regs[address] & ~writable & 0xFF) | (value & writable)
+        if address in _CHSET and new != self.regs[address] and self._first_ns is not None:
+            self._begin_settling(address - Reg.CH1SET, now)
+        self.regs[address] = new
         self._invalidate()
         if address == Reg.CONFIG1 and self._first_ns is not None:
             self._start(now)  # writing CONFIG1 resets the digital filter
+
+    def _begin_settling(self, channel: int, now: int) -> None:
+        """CHnSET changes while converting: the next conversions blend the old input into the
+        new one through the sinc3 filter (remembered before the registers change)."""
+        k0 = self._latest(now) + 1
+        rec = self._settle
+        merge = rec is not None and rec.run_id == self.run_id and rec.end > k0
+        start = rec.start if rec is not None and merge else k0
+        end = max(rec.end if rec is not None and merge else 0, k0 + _SETTLE_PERIODS)
+        frames = b"".join(self._frame(k) for k in range(start, end))
+        raw = np.frombuffer(frames, np.uint8).reshape(end - start, self.frame_len)
+        old = decode_frames(raw, self.chips, self.channels_per_chip).counts.astype(np.int64)
+        total = self.chips * self.channels_per_chip
+        changed_at = np.full(total, -np.inf)
+        if rec is not None and merge:
+            earlier = np.isfinite(rec.changed_at)
+            old[: rec.end - start, earlier] = rec.old[:, earlier]
+            changed_at[earlier] = rec.changed_at[earlier]
+        changed_at[channel :: self.channels_per_chip] = now
+        self._settle = _Settle(self.run_id, start, old, changed_at)
 
     def _lead_off_bits(self, chip: int, regs: bytes | bytearray | None = None) -> tuple[int, int]:
         regs = self.regs if regs is None else regs
@@ -435,19 +693,22 @@ class Ads1299Emulator:
 
     # --- conversion data ---------------------------------------------------------------------
 
-    def _frame_bytes(self, now: int, n: int, speed_hz: int, tear: bool = True) -> list[int]:
+    def _frame_bytes(self, now: int, n: int, byte_ns: float, data: list[int] | None) -> list[int]:
+        """What the output register clocks out from ``now``; ``data`` (DIN) is given for a
+        read in RDATAC, which the reload window applies to (None for an RDATA snapshot)."""
         latest = self._latest(now)
         frame = self._frame(latest) if latest >= 0 else self._last_out
-        if tear and self.clock.realtime and latest >= 0:
-            cap = self._cap()
-            nxt = latest + 1
-            assert self._first_ns is not None
-            t_next = self._first_ns + nxt * self._tdr_ns
-            byte_ns = 8e9 / speed_hz
-            split = int((t_next - now) // byte_ns)
-            if split < min(n, self.frame_len) and (cap is None or nxt <= cap):
-                # The output register reloads mid-read: the tail comes from the next result.
-                frame = frame[:split] + self._frame(nxt)[split:]
+        if data is not None:
+            t_next = self._next_edge(latest)
+            used = min(n, self.frame_len)
+            if t_next is not None and now + used * byte_ns > t_next - 4 * self.tclk_ns:
+                left = t_next - now
+                self._violation("tUPDATE", now, data, f"read began {left:.0f} ns before DRDY")
+                if self.clock.realtime and latest >= 0:
+                    split = int(left // byte_ns)
+                    if split < used:
+                        # The output register reloads mid-read: the tail is the next result.
+                        frame = frame[:split] + self._frame(latest + 1)[split:]
         self._last_out = frame
         if n <= self.frame_len:
             return list(frame[:n])
@@ -494,15 +755,15 @@ class Ads1299Emulator:
         """What the registers say about generation, rebuilt only when they change (from one
         snapshot of them: the generating thread does not hold the chip's lock)."""
         regs = bytes(self.regs)
+        key = regs + bytes((self._gpio_in,))
         cached = self._plan_cache
-        if cached is not None and cached.key == regs:
+        if cached is not None and cached.key == key:
             return cached
         plan = self._plan(regs)
-        words = [
-            status_word(*self._lead_off_bits(c, regs), regs[Reg.GPIO]) for c in range(self.chips)
-        ]
+        gpio = self._gpio_register(regs[Reg.GPIO])
+        words = [status_word(*self._lead_off_bits(c, regs), gpio) for c in range(self.chips)]
         cached = _ChunkPlan(
-            key=regs,
+            key=key,
             plan=plan,
             scale=np.array(plan.gain, dtype=np.float64) * (_FULL_SCALE / VREF_V),
             unpowered=~np.array(plan.powered),
@@ -530,6 +791,7 @@ class Ads1299Emulator:
             test_amp=CONFIG2_CAL_AMP.get(config2),
             test_freq=CONFIG2_CAL_FREQ.get(config2),
             leads_off=frozenset(self.cfg.leads_off),
+            fclk_hz=1e9 / self.tclk_ns,
         )
 
     def _chunk_steps(self, start: int) -> ChunkSteps:
@@ -540,6 +802,9 @@ class Ads1299Emulator:
         yield
         codes = np.rint(volts * cp.scale)
         codes = np.clip(codes, -_FULL_SCALE, _FULL_SCALE - 1).astype(np.int64)
+        settle = self._settle
+        if settle is not None and settle.run_id == self.run_id and self._first_ns is not None:
+            settle.blend(codes, start, self._first_ns, self._tdr_ns)
         codes[:, cp.unpowered] = 0
         if self.cfg.stamp_index:
             codes[:, 0] = (start + np.arange(rows)) % _FULL_SCALE
@@ -569,9 +834,39 @@ class EdgeBatch:
 
 
 @dataclass(frozen=True)
+class _Settle:
+    """Channels whose CHnSET changed while converting, and what they read before."""
+
+    run_id: int
+    start: int
+    """First conversion covered."""
+    old: npt.NDArray[np.int64]
+    """Codes the old settings give for conversions ``start ..``, shape (rows, channels)."""
+    changed_at: npt.NDArray[np.float64]
+    """When each channel's setting changed (ns); -inf for channels that did not."""
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.old)
+
+    def blend(
+        self, codes: npt.NDArray[np.int64], start: int, first_ns: float, tdr_ns: float
+    ) -> None:
+        """Mix the old codes into ``codes`` (conversions ``start ..``) by the sinc3 step."""
+        lo, hi = max(start, self.start), min(start + len(codes), self.end)
+        if lo >= hi:
+            return
+        t = first_ns + np.arange(lo, hi, dtype=np.float64) * tdr_ns
+        new_share = sinc3_step((t[:, None] - self.changed_at[None, :]) / tdr_ns)
+        new = codes[lo - start : hi - start]
+        old = self.old[lo - self.start : hi - self.start]
+        codes[lo - start : hi - start] = np.rint(new_share * new + (1 - new_share) * old)
+
+
+@dataclass(frozen=True)
 class _ChunkPlan:
     key: bytes
-    """The register file it was built from."""
+    """The register file (and the GPIO input levels) it was built from."""
     plan: ChannelPlan
     scale: npt.NDArray[np.float64]
     """Codes per input volt, per channel (gain x full scale / VREF)."""

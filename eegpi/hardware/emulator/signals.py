@@ -54,6 +54,7 @@ class ChannelPlan:
         test_amp: int,
         test_freq: int,
         leads_off: frozenset[int],
+        fclk_hz: float = FCLK_HZ,
     ) -> None:
         self.mux = mux
         self.gain = gain
@@ -62,6 +63,8 @@ class ChannelPlan:
         self.test_amp = test_amp
         self.test_freq = test_freq
         self.leads_off = leads_off
+        self.fclk_hz = fclk_hz
+        """The chip's master clock, which the test signal's frequency is derived from."""
         # Precomputed for the common case, so a chunk costs a few array operations.
         self.noise_v = np.array([shorted_noise_uv(g, rate) * 1e-6 for g in gain])
         """Shorted-input noise per channel, volts RMS."""
@@ -78,6 +81,7 @@ class ChannelPlan:
             self.rate,
             self.test_amp,
             self.test_freq,
+            self.fclk_hz,
         )
 
 
@@ -154,7 +158,7 @@ class SignalGenerator:
             amp = cfg.test_amplitude_v * (2 if plan.test_amp else 1)
             if plan.test_freq == 3:
                 return np.full_like(t, amp) + noise_v
-            freq = FCLK_HZ / (2**21 if plan.test_freq == 0 else 2**20)
+            freq = plan.fclk_hz / (2**21 if plan.test_freq == 0 else 2**20)
             square = np.where((t * freq) % 1.0 < 0.5, amp, -amp)
             return square + noise_v
         if mux == Mux.TEMPERATURE:
@@ -163,6 +167,7 @@ class SignalGenerator:
             in_chip = ch % self._per_chip
             level = cfg.dvdd_v / 4 if in_chip in (2, 3) else cfg.avdd_v / 2
             return np.full_like(t, level) + noise_v
-        # Shorted, bias measurement and bias drive inputs all sit at mid-supply: noise only.
-        shorted: npt.NDArray[np.float64] = noise_v + float(self._offset[ch]) * 1e-7
+        # Shorted, bias measurement and bias drive inputs all sit at mid-supply: noise plus
+        # the channel's input offset (uV, the same offset its normal input adds).
+        shorted: npt.NDArray[np.float64] = noise_v + float(self._offset[ch]) * 1e-6
         return shorted
