@@ -62,6 +62,17 @@ def test_each_rule_is_recorded_with_its_time_and_bytes() -> None:
     assert host.chip.violations[-2].detail == "read began 10000 ns before DRDY"
 
 
+def test_dummy_bytes_are_not_commands() -> None:
+    """Drivers that clock frames out with 0xFF dummies: no opcode, so no timing rule applies."""
+    host = _ready()
+    host.cmd(Opcode.START)
+    host.cmd(Opcode.RDATAC)
+    host.at(host.edge_ns(0))
+    frame = host.xfer([0xFF] * 27, DATA_SPEED, 0)
+    assert frame[0] >> 4 == 0xC and host.chip.rdatac
+    assert host.chip.violations == []
+
+
 def test_breaches_are_counted_exactly_logged_once_per_rule_and_kept_bounded(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -75,6 +75,8 @@ _TRST_TCLK = 2
 _SETTLE_PERIODS = 3
 """A sinc3 filter forgets an input step after 3 data periods (the 4th DRDY is settled)."""
 _CHSET = range(Reg.CH1SET, Reg.CH1SET + 8)
+_COMMANDS = frozenset(int(op) for op in Opcode if op not in (Opcode.RREG, Opcode.WREG))
+"""Single-byte opcodes; any other byte that is not RREG/WREG decodes as nothing."""
 _SLACK = 0.999
 """Rounding allowance on timing limits (a 2 us hold meets 4 tCLK = 1.953 us, 4 MHz meets
 4.096 MHz, whatever the clock's ppm)."""
@@ -543,7 +545,10 @@ class Ads1299Emulator:
         i = 0
         while i < n:
             b = data[i]
-            if not b:
+            kind = b & 0xE0
+            if not b or (kind not in (Opcode.RREG, Opcode.WREG) and b not in _COMMANDS):
+                # Not an opcode (a 0x00 or 0xFF dummy byte): nothing is decoded, no timing.
+                self.ignored_commands += b != 0
                 i += 1
                 continue
             if too_fast and previous_command == i - 1:
@@ -555,7 +560,6 @@ class Ads1299Emulator:
                 previous_command = i
                 i += 1
                 continue
-            kind = b & 0xE0
             if kind in (Opcode.RREG, Opcode.WREG):
                 if i + 1 >= n:
                     break  # CS high aborts the partial command
