@@ -109,12 +109,12 @@ def open_link(cfg: DeviceConfig, chips: int = 1) -> HardwareLink:
     idle: Callable[[float], None] | None = None
     clock: Clock
     if backend == "mock":
-        from eegpi.hardware.emulator import EmulatedBoard
+        from eegpi.emulator import Board
 
-        board = EmulatedBoard(cfg.emulator, chips)
+        board = Board.from_device(cfg, chips)
         spidev_factory, request_drdy = board.spidev, board.request_drdy
         request_outputs, find_chip, clock = board.request_outputs, board.find_gpiochip, board.clock
-        rpi_gpio = functools.partial(board.rpi_gpio, cfg.drdy_pin, lines)
+        rpi_gpio = board.rpi_gpio
         path = "emulator"
     else:
         spidev_factory, request_drdy = real_spidev, gpiod_request_drdy

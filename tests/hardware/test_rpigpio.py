@@ -114,7 +114,7 @@ def test_a_long_stall_is_counted_whole() -> None:
 
 def test_buffer_keeps_the_newest_16_events_with_running_seqnos() -> None:
     board = EmulatedBoard(EmulatorConfig(realtime=False))
-    gpio = board.rpi_gpio(26, {})
+    gpio = board.rpi_gpio()
     ticks = iter(range(1000, 2000))
     drdy = RpiGpioDrdy(gpio, 26, clock=lambda: next(ticks), buffer_size=16)
     callback: Callable[[int], None] = drdy._on_edge
@@ -172,7 +172,7 @@ def test_control_pins_drive_the_chip() -> None:
 
 def test_close_releases_the_pin() -> None:
     board = EmulatedBoard(EmulatorConfig(realtime=False))
-    gpio = board.rpi_gpio(26, {})
+    gpio = board.rpi_gpio()
     first = RpiGpioDrdy(gpio, 26, board.clock.monotonic_ns)
     assert gpio.watched == {26}
     with pytest.raises(HardwareError, match=r"Conflicting edge detection.*gpio group"):
@@ -195,7 +195,7 @@ def test_closing_the_link_stops_the_callback_thread() -> None:
 
 def test_a_library_in_another_numbering_mode_is_a_clear_error() -> None:
     board = EmulatedBoard(EmulatorConfig(realtime=False))
-    gpio = board.rpi_gpio(26, {})
+    gpio = board.rpi_gpio()
     gpio.setmode(gpio.BOARD)
     with pytest.raises(HardwareError, match=r"GPIO26 through RPi\.GPIO: A different mode"):
         RpiGpioDrdy(gpio, 26)
