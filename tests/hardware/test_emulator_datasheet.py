@@ -238,3 +238,37 @@ def test_drdy_level_falls_at_a_conversion_and_rises_on_a_read_or_before_the_next
     assert level()
     host.xfer([0] * 27, DATA_SPEED, 0)
     assert level()
+
+
+def test_a_hobby_driver_sequence_streams_the_test_signal() -> None:
+    """The PiEEG style: single-byte commands with no CS hold, WAKEUP/STOP/RESET/SDATAC, register
+    writes, RDATAC then START, 27-byte reads at each DRDY. Datasheet CONFIG2: the 1x test
+    signal is +-VREF/2400 (1.875 mV) at fCLK/2^21; every status word starts with 0xC."""
+    host = Host()
+    host.power_up()
+    for op in (Opcode.WAKEUP, Opcode.STOP, Opcode.RESET):
+        host.xfer([op], 600_000, 0)
+    host.clock.sleep(20e-6)  # a Pi's next ioctl comes tens of microseconds later
+    host.xfer([Opcode.SDATAC], 600_000, 0)
+    for address, value in ((Reg.CONFIG1, 0x96), (Reg.CONFIG2, 0xD0), (Reg.CONFIG3, 0xE0)):
+        host.xfer([0x40 | address, 0x00, value], 600_000, 0)
+    for k in range(8):
+        host.xfer([0x40 | (Reg.CH1SET + k), 0x00, 0x05], 600_000, 0)  # gain 1, test signal
+    host.xfer([0x20 | Reg.ID, 0x00, 0x00], 600_000, 0)
+    assert host.xfer([0x20 | Reg.CONFIG2, 0x00, 0x00], 600_000, 0)[2] == 0xD0
+    host.xfer([Opcode.RDATAC], 600_000, 0)
+    host.xfer([Opcode.START], 600_000, 0)
+    rows, marks = [], set()
+    for k in range(600):  # 2.4 s at 250 SPS
+        host.at(host.edge_ns(k))
+        raw = host.xfer([0] * 27, 600_000, 0)
+        marks.add(raw[0] >> 4)
+        rows.append(host.counts(raw))
+    codes = np.array(rows)[:, 0].astype(float)
+    assert marks == {0xC}
+    volts = codes * 4.5 / 2**23
+    assert abs(np.max(volts) - 4.5 / 2400) < 20e-6 and abs(np.min(volts) + 4.5 / 2400) < 20e-6
+    flips = np.flatnonzero(np.diff(np.sign(codes)) != 0)
+    half_period_s = np.median(np.diff(flips)) / 250
+    assert abs(half_period_s - 2**20 / 2.048e6) < 2 / 250  # 0.512 s: a 0.977 Hz square
+    assert set(host.rules()) == {"tSCCS"}  # no CS hold: recorded, every command ran
