@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sys
+import time
 import types
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -74,20 +75,56 @@ class Board(EmulatedBoard):
         """Put ``spidev``, ``RPi``, ``RPi.GPIO`` and ``gpiod`` for this board into
         ``sys.modules``; on exit put back what was there and release the GPIO state.
 
-        Code that imports those modules inside the block reaches this board. Modules imported
-        before it keep what they imported then, so import the driver inside the block.
+        In virtual time ``time.sleep`` moves the board's clock instead of waiting, while
+        installed. Code that imports those modules inside the block reaches this board.
+        Modules imported before it keep what they imported then, so import the driver inside
+        the block; modules first imported inside it that use the drop-ins are forgotten on
+        exit.
         """
         modules = self.modules()
         gpio = self.gpio
         saved: dict[str, types.ModuleType | None] = {n: sys.modules.get(n) for n in modules}
+        before = set(sys.modules)
         sys.modules.update(modules)
+        real_sleep = time.sleep
+        if not self.clock.realtime:
+            time.sleep = self._virtual_sleep  # type: ignore[assignment]
         try:
             yield self
         finally:
+            time.sleep = real_sleep
             for name, previous in saved.items():
                 if previous is None:
                     sys.modules.pop(name, None)
                 else:
                     sys.modules[name] = previous
+            # Drivers first imported in the block hold this board's modules: forget them, so
+            # the next block (the next test) imports them afresh onto its own board.
+            dropins = set(map(id, modules.values()))
+            for name in set(sys.modules) - before:
+                if _uses(sys.modules.get(name), dropins, gpio):
+                    del sys.modules[name]
             if gpio is not None:
                 gpio.cleanup()
+
+    def _virtual_sleep(self, seconds: float) -> None:
+        """``time.sleep`` while a virtual-time board is installed: the driver's waits (after a
+        RESET, for the reference) pass in virtual time, at once and deterministically."""
+        self.clock.sleep(seconds)
+        _REAL_SLEEP(0)  # let other threads run, as a sleep would
+
+
+_REAL_SLEEP = time.sleep
+
+
+def _uses(module: object, dropins: set[int], gpio: object) -> bool:
+    """Whether ``module`` imported one of the drop-in modules or a name from one."""
+    for value in list(getattr(module, "__dict__", {}).values()):
+        if id(value) in dropins or getattr(value, "__self__", None) is gpio:
+            return True
+        if getattr(value, "__module__", None) in _DROPIN_NAMES and isinstance(value, type):
+            return True
+    return False
+
+
+_DROPIN_NAMES = frozenset({"spidev", "gpiod"})

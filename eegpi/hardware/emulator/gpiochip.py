@@ -306,7 +306,7 @@ class LineRequest:
                 high = self._values.get(offset, False)
             else:
                 pull = {Bias.PULL_UP: True, Bias.PULL_DOWN: False}.get(s.bias)
-                high = self._chip.wiring.read(offset, pull)
+                high = self._chip.wiring.read(offset, pull, id(self))
             out.append(Value.ACTIVE if high != s.active_low else Value.INACTIVE)
         return out
 

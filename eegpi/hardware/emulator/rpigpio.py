@@ -325,7 +325,7 @@ class EmulatedRpiGpio:
         if direction == self.OUT:
             return int(bool(self.wiring.driven(pin)))
         pull = {self.PUD_UP: True, self.PUD_DOWN: False}.get(self._pulls.get(pin, self.PUD_OFF))
-        return int(self.wiring.read(pin, pull))
+        return int(self.wiring.read(pin, pull, id(self)))
 
     def gpio_function(self, channel: int) -> int:
         pin = self._bcm(channel)

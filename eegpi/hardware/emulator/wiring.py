@@ -80,7 +80,7 @@ class Wiring:
         self.controls = {pins[name]: name for name in CONTROL_PINS if name in pins}
         """Output GPIOs wired to the chips' RESET/START/PWDN pins."""
         self._driven: dict[int, bool] = {}
-        self._polled: dict[int, bool] = {}
+        self._polled: dict[tuple[int, int], bool] = {}
         self._claimed: dict[int, str] = {}
         self._lock = threading.Lock()
         self._here = threading.local()
@@ -161,10 +161,11 @@ class Wiring:
             return t_next
         return math.ceil(t_next - 4 * port.chip.tclk_ns)
 
-    def poll_drdy(self, port: Port) -> bool:
-        """A host reads the DRDY pin. In virtual time a host that reads the level it read last
-        is spinning: time moves to the next change, so polling loops take one extra read per
-        change instead of forever. In real time the chip uses the wait to generate ahead."""
+    def poll_drdy(self, port: Port, reader: int = 0) -> bool:
+        """``reader`` (any key) reads the DRDY pin. In virtual time a reader that reads the
+        level it read last is spinning: time moves to the next change, so a polling loop takes
+        one extra read per change instead of forever. In real time the chip uses the wait to
+        generate conversions ahead."""
         high = self.drdy_high(port)
         if self.clock.realtime:
             if high:
@@ -172,23 +173,25 @@ class Wiring:
                 if nxt is not None:
                     port.chip.idle(nxt)
             return high
-        if self._polled.get(port.drdy) == high:
+        key = (port.drdy, reader)
+        if self._polled.get(key) == high:
             nxt = self.next_drdy_change_ns(port)
             if nxt is None:
                 self.clock.sleep(_IDLE_POLL_NS / 1e9)
             else:
                 self.clock.sleep_until(nxt)
             high = self.drdy_high(port)
-        self._polled[port.drdy] = high
+        self._polled[key] = high
         return high
 
     # --- GPIO --------------------------------------------------------------------------------
 
-    def read(self, pin: int, pull_up: bool | None = None) -> bool:
-        """What the host reads on ``pin``: DRDY, its own output, else the pull (floating: low)."""
+    def read(self, pin: int, pull_up: bool | None = None, reader: int = 0) -> bool:
+        """What ``reader`` reads on ``pin``: DRDY, the host's output, else the pull (floating:
+        low)."""
         port = self.port_of_drdy(pin)
         if port is not None:
-            return self.poll_drdy(port)
+            return self.poll_drdy(port, reader)
         driven = self._driven.get(pin)
         if driven is not None:
             return driven
