@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -143,7 +144,8 @@ def build_rootfs_tarball(log: Path | None = None) -> Path:
         )
         _unmount_all(root)  # debootstrap unmounts /proc and /sys itself, unless it failed
         subprocess.run(["chroot", str(root), "apt-get", "clean"], check=True, stdout=out)
-        partial = tarball.with_suffix(".partial")
+        # unique: two runs on one machine may build at once; the rename is atomic
+        partial = work / tarball.name
         subprocess.run(
             [
                 "tar",
@@ -171,9 +173,10 @@ def build_rootfs_tarball(log: Path | None = None) -> Path:
 class SystemdHost:
     """A booted container: ``with SystemdHost(workdir) as host: host.run("systemctl ...")``."""
 
-    def __init__(self, workdir: Path, name: str = "eegpi-ci") -> None:
+    def __init__(self, workdir: Path, name: str = "") -> None:
         self.workdir = workdir
-        self.name = name
+        # unique: another run on this machine may have a container up at the same time
+        self.name = name or f"eegpi-ci-{secrets.token_hex(3)}"
         self.root = workdir / "rootfs"
         self.key = workdir / "id_ed25519"
         self.ssh_port = free_port()
