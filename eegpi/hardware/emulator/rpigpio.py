@@ -6,10 +6,13 @@ input before edge detection, one edge detection per channel until it is removed,
 level through ``input``.
 
 Edges reach callbacks as in RPi.GPIO: **one** poll thread serves every channel, and it runs the
-callbacks itself. Like RPi.GPIO's edge-triggered epoll, edges that fall while a callback runs
-(or while the thread is not waiting) collapse into one more callback: a late reader misses
-conversions, it never gets repeats. ``bouncetime`` (ms) ignores edges that come sooner than
-that after the last one accepted, for callbacks and ``event_detected`` alike. Only DRDY's
+callbacks itself. Like RPi.GPIO's edge-triggered epoll, edges that fall while a callback does
+its work (reads over SPI) collapse into one more callback: a late reader misses conversions, it
+never gets repeats. Each edge that falls while the thread waits wakes it for a callback of its
+own; a callback that reads nothing (eegpi's own, which only stamps the edge) counts as
+instantaneous, so the host's preemption of the thread does not merge edges. ``bouncetime``
+(ms) ignores edges that come sooner than that after the last one accepted, for callbacks and
+``event_detected`` alike. Only DRDY's
 falling edge is wired; edge detection on another pin never fires, and DRDY's rising edge is
 refused with a ValueError.
 
@@ -84,23 +87,14 @@ class _Watch:
         return True
 
     def collect(self, now: int, busy: tuple[int, int] | None) -> None:
-        """Take the edges since the last look.
-
-        In real time the poll thread wakes at each edge, so edges found together passed while
-        it was busy or starved: one event. In virtual time a waiting thread is woken by each
-        edge at once, so only the edges that fell while a callback ran (``busy``) merge.
-        """
+        """Take the edges since the last look: each is a callback round of its own (a waiting
+        poll thread is woken by each), except that the edges that fell while a callback round
+        ran (``busy``) make one round together, as with RPi.GPIO's edge-triggered epoll."""
         if self.port is None:
             return
         chip = self.port.chip
         batch = chip.edges(self.run_id, self.next_index, 1 << 30)
         self.run_id, self.next_index = batch.run_id, batch.next_index
-        if not batch.delivered:
-            return
-        if chip.clock.realtime:
-            if self._accept(now) and not self.queue:
-                self.queue.append(now)
-            return
         merged = False
         for _, t in batch.stamps:
             during = busy is not None and busy[0] < t <= busy[1]
@@ -162,7 +156,6 @@ class _PollThread:
         """Run ``rounds`` rounds of callbacks back to back, as a poll thread woken by each edge
         would; returns when the callbacks worked (the edges that fell meanwhile merge)."""
         gpio, clock = self._gpio, self._gpio.wiring.clock
-        virtual = not clock.realtime
         for done in range(rounds):
             start, transfers = clock.monotonic_ns(), gpio.wiring.transfers_here()
             for callback in callbacks:
@@ -171,9 +164,10 @@ class _PollThread:
                 except Exception:  # RPi.GPIO prints the traceback and carries on
                     traceback.print_exc()
             gpio._round_done()
-            # In virtual time only the callbacks' own transfers take time; the clock moved by
-            # another thread meanwhile would have woken an idle thread at each edge.
-            if not virtual or gpio.wiring.transfers_here() != transfers:
+            # A round that read nothing over SPI counts as instantaneous (in virtual time only
+            # transfers take time; in real time such a callback only stamps, and the edges
+            # that fell meanwhile are the host's preemption, not the callback's work).
+            if gpio.wiring.transfers_here() != transfers:
                 gpio._requeue(channel, rounds - done - 1)
                 return start, clock.monotonic_ns()
         return None
