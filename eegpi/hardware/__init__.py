@@ -13,6 +13,7 @@ import functools
 import glob
 import importlib.util
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from eegpi.exc import HardwareError
 from eegpi.hardware.base import (
@@ -22,8 +23,10 @@ from eegpi.hardware.base import (
     EdgeRequestLike,
     HardwareLink,
     OutputRequestLike,
+    SpiBus,
     SpiDevLike,
 )
+from eegpi.hardware.chipselect import CS2, HandSelectedBus
 from eegpi.hardware.config import DeviceConfig
 from eegpi.hardware.driver import Ads1299
 from eegpi.hardware.pi import (
@@ -39,6 +42,9 @@ from eegpi.hardware.pi import (
 )
 from eegpi.hardware.rpigpio import RpiGpioDrdy, RpiGpioLike, RpiGpioPins, real_rpi_gpio
 from eegpi.status import DeviceReport
+
+if TYPE_CHECKING:
+    from eegpi.hardware.emulator import EmulatedBoard
 
 __all__ = ["open_device", "open_link", "probe", "resolve_backend", "resolve_gpio"]
 
@@ -97,11 +103,24 @@ def _control_lines(cfg: DeviceConfig) -> dict[str, int]:
     return {name: pin for name, pin in named if pin is not None}
 
 
-def open_link(cfg: DeviceConfig, chips: int = 1) -> HardwareLink:
-    """Open SPI, DRDY and the control pins of the configured backend and GPIO library."""
+def open_link(
+    cfg: DeviceConfig, chips: int = 1, board: EmulatedBoard | None = None
+) -> HardwareLink:
+    """Open SPI, DRDY and the control pins of the configured backend and GPIO library.
+
+    ``board``: the emulated board the ``mock`` backend runs on (default: a new one built from
+    ``cfg``), for tests that read its ground truth (``registers(chip=...)``, ``violations``).
+    """
+    try:
+        cfg.check_chips(chips)
+    except ValueError as exc:
+        raise HardwareError(errno.EINVAL, str(exc)) from exc
     backend = resolve_backend(cfg)
     gpio = resolve_gpio(cfg, backend)
     lines = _control_lines(cfg)
+    board_pins = cfg.board_pins()
+    if CS2 in board_pins:
+        lines[CS2] = board_pins[CS2]
     spidev_factory: Callable[[], SpiDevLike]
     request_drdy: Callable[[str, int, int], EdgeRequestLike]
     request_outputs: Callable[[str, Mapping[str, int]], OutputRequestLike]
@@ -111,7 +130,7 @@ def open_link(cfg: DeviceConfig, chips: int = 1) -> HardwareLink:
     if backend == "mock":
         from eegpi.emulator import Board
 
-        board = Board.from_device(cfg, chips)
+        board = board or Board.from_device(cfg, chips)
         spidev_factory, request_drdy = board.spidev, board.request_drdy
         request_outputs, find_chip, clock = board.request_outputs, board.find_gpiochip, board.clock
         rpi_gpio = board.rpi_gpio
@@ -148,6 +167,10 @@ def open_link(cfg: DeviceConfig, chips: int = 1) -> HardwareLink:
     except BaseException:
         spi.close()
         raise
+    spi2: SpiBus | None = None
+    if CS2 in lines:
+        spi2 = HandSelectedBus(spi, pins, lines[CS2])
+        drdy_name += f" (chip 1; chip 2's DRDY is GPIO{board_pins['drdy2']})"
     return HardwareLink(
         backend=backend,
         path=path,
@@ -156,16 +179,20 @@ def open_link(cfg: DeviceConfig, chips: int = 1) -> HardwareLink:
         pins=pins,
         clock=clock,
         drdy_name=drdy_name,
+        spi2=spi2,
     )
 
 
-def open_device(cfg: DeviceConfig, chips: int = 1) -> Ads1299:
-    """A driver for the configured ADS1299 chain, powered up and identified.
+def open_device(
+    cfg: DeviceConfig, chips: int = 1, board: EmulatedBoard | None = None
+) -> Ads1299:
+    """A driver for the configured ADS1299 chain, powered up and identified (``board``: see
+    :func:`open_link`).
 
     Raises:
         HardwareError: the backend cannot be opened or no ADS1299 answers.
     """
-    link = open_link(cfg, chips)
+    link = open_link(cfg, chips, board)
     device = Ads1299(
         link,
         chips=chips,

@@ -39,6 +39,7 @@ class SpiDevLike(Protocol):
 
     mode: int
     max_speed_hz: int
+    no_cs: bool
 
     def open(self, bus: int, device: int) -> None: ...
 
@@ -144,6 +145,8 @@ class HardwareLink:
     clock: Clock
     drdy_name: str = "the DRDY line"
     """For messages, e.g. ``GPIO26 on /dev/gpiochip0``."""
+    spi2: SpiBus | None = None
+    """Chip 2 on its own chip-select (``pieeg16``); None when every chip shares ``spi``'s."""
 
     def close(self) -> None:
         """Release SPI and GPIO; safe to call twice."""

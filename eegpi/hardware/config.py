@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 __all__ = [
+    "BOARD_PINS",
     "AcquisitionMode",
     "Backend",
+    "BoardProfile",
     "DeviceConfig",
     "EmulatorConfig",
     "GpioLibrary",
@@ -20,6 +22,16 @@ AcquisitionMode = Literal["process", "thread"]
 GpioLibrary = Literal["auto", "gpiod", "rpigpio"]
 StallPoint = Literal["events", "before", "during", "after"]
 TimingMode = Literal["record", "raise"]
+BoardProfile = Literal["pieeg", "pieeg16", "daisy", "custom"]
+
+BOARD_PINS: dict[str, dict[str, int]] = {
+    "pieeg": {"drdy": 26, "cs": 8},
+    "daisy": {"drdy": 26, "cs": 8},
+    "pieeg16": {"drdy": 26, "cs": 8, "drdy2": 13, "cs2": 19},
+}
+"""BCM pins of the named boards (CS 8 = CE0 of /dev/spidev0.0, driven by the kernel; any other
+CS GPIO is driven by hand around each transfer). ``custom`` takes every pin from the config."""
+_BOARD_CHIPS = {"pieeg": (1, 2, 3, 4), "daisy": (2, 3, 4), "pieeg16": (2,), "custom": (1, 2, 3, 4)}
 
 
 @dataclass(frozen=True)
@@ -171,6 +183,17 @@ class DeviceConfig:
     reset_pin: int | None = None
     start_pin: int | None = None
     pwdn_pin: int | None = None
+    board: BoardProfile = "pieeg"
+    """The wiring: ``pieeg`` (one ADS1299, DRDY GPIO26, CS on CE0; with chips 2-4 in the
+    source stage a daisy chain on the same pins), ``daisy`` (a daisy chain of 2-4 chips: shared
+    CS, DRDY of the first chip), ``pieeg16`` (two ADS1299 on one SPI bus: chip 1 on CE0 with
+    DRDY GPIO26, chip 2 selected by GPIO19 driven by hand with DRDY GPIO13) or ``custom``
+    (``drdy_pin``, ``spi_device`` and, for a second chip on its own chip-select, ``cs2_pin`` and
+    ``drdy2_pin``)."""
+    cs2_pin: int | None = None
+    """``custom``: BCM GPIO driven low by hand to select chip 2 (on the bus of ``spi_bus``)."""
+    drdy2_pin: int | None = None
+    """``custom``: BCM GPIO of chip 2's DRDY (with ``cs2_pin``)."""
     acquisition: AcquisitionMode = "process"
     """Where the DRDY loop runs. ``process``: a child process that alone opens SPI and GPIO and
     hands frames over in a shared-memory ring, because a thread in the daemon shares the GIL with
@@ -185,6 +208,61 @@ class DeviceConfig:
             )
         if self.gpio not in ("auto", "gpiod", "rpigpio"):
             raise ValueError(f"device.gpio: {self.gpio!r} is not one of auto, gpiod, rpigpio")
+        if self.board not in _BOARD_CHIPS:
+            raise ValueError(
+                f"device.board: {self.board!r} is not one of pieeg, pieeg16, daisy, custom"
+            )
+        pins = {"drdy_pin": self.drdy_pin, "cs2_pin": self.cs2_pin, "drdy2_pin": self.drdy2_pin}
+        for name, pin in pins.items():
+            if pin is not None and (isinstance(pin, bool) or not isinstance(pin, int)):
+                raise ValueError(f"device.{name}: {pin!r} is not a BCM GPIO number")
+            if pin is not None and not 0 <= pin <= 27:
+                raise ValueError(f"device.{name}: {pin} is not a header GPIO (BCM 0-27)")
+        if self.board == "custom":
+            if (self.cs2_pin is None) != (self.drdy2_pin is None):
+                raise ValueError(
+                    "device.cs2_pin and device.drdy2_pin: a second chip on its own chip-select "
+                    "needs both (or neither, for one chip-select)"
+                )
+        elif self.cs2_pin is not None or self.drdy2_pin is not None:
+            raise ValueError(
+                f"device.cs2_pin/drdy2_pin: board {self.board} fixes its pins; "
+                "set device.board: custom to choose them"
+            )
+        if self.board == "pieeg16" and (self.drdy_pin, self.spi_device) != (26, 0):
+            raise ValueError(
+                "device.board: pieeg16 has DRDY on GPIO26 and chip 1 on CE0 (spi_device 0); "
+                "set device.board: custom to choose other pins"
+            )
+
+    @property
+    def two_chip_selects(self) -> bool:
+        """Each chip on its own chip-select and DRDY line (``pieeg16``, ``custom`` with
+        ``cs2_pin``), so each can be programmed on its own."""
+        return self.board == "pieeg16" or (self.board == "custom" and self.cs2_pin is not None)
+
+    def board_pins(self) -> dict[str, int]:
+        """BCM pins of chip 1's DRDY and, with two chip-selects, chip 2's ``drdy2``/``cs2``."""
+        if self.board == "pieeg16":
+            return {k: v for k, v in BOARD_PINS["pieeg16"].items() if k != "cs"}
+        pins = {"drdy": self.drdy_pin}
+        if self.cs2_pin is not None and self.drdy2_pin is not None:
+            pins.update(cs2=self.cs2_pin, drdy2=self.drdy2_pin)
+        return pins
+
+    def check_chips(self, chips: int) -> None:
+        """Refuse a chip count the board cannot hold.
+
+        Raises:
+            ValueError: e.g. ``chips: 1`` on a ``pieeg16`` (it has two chips).
+        """
+        allowed = (2,) if self.two_chip_selects else _BOARD_CHIPS[self.board]
+        if chips not in allowed:
+            what = ", ".join(map(str, allowed))
+            raise ValueError(
+                f"chips: {chips} does not fit device.board {self.board}, which holds {what} "
+                "chip(s)" + ("; a daisy chain has 2-4" if self.board == "daisy" else "")
+            )
 
     @property
     def spi_path(self) -> str:

@@ -9,6 +9,7 @@ Register traffic runs at <= 4 MHz with CS held 2 us after the last byte (tSDECOD
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,7 @@ from eegpi.ads1299.registers import (
 )
 from eegpi.ads1299.settings import ChipSettings
 from eegpi.exc import HardwareError
-from eegpi.hardware.base import HardwareLink
+from eegpi.hardware.base import HardwareLink, SpiBus
 from eegpi.status import DeviceReport, LeadOffChannel, RegisterValue
 
 __all__ = [
@@ -107,7 +108,14 @@ class ChainShape:
 
 
 class Ads1299(ChainShape):
-    """One ADS1299 (or a daisy chain of ``chips``) behind a :class:`HardwareLink`."""
+    """One ADS1299 (or a daisy chain of ``chips``) behind a :class:`HardwareLink`, or two
+    chips on their own chip-selects (``link.spi2``, a PiEEG-16).
+
+    With two chip-selects every command goes to chip 2 first, then chip 1, so chip 2's
+    conversions complete a few microseconds before chip 1's: a frame read at chip 1's DRDY
+    (chip 1 then chip 2) gets the conversion of the same slot from both, and the two frames
+    concatenated look like a two-chip daisy chain's to everything downstream.
+    """
 
     def __init__(
         self,
@@ -119,6 +127,8 @@ class Ads1299(ChainShape):
     ) -> None:
         if not 1 <= chips <= 4:
             raise ValueError(f"chips: {chips} is not 1..4")
+        if link.spi2 is not None and chips != 2:
+            raise ValueError(f"chips: {chips}; a board with two chip-selects has 2 chips")
         if register_speed_hz > MAX_REGISTER_SPEED_HZ:
             raise ValueError(
                 f"spi_speed_hz: {register_speed_hz} is above {MAX_REGISTER_SPEED_HZ}, the fastest "
@@ -131,7 +141,12 @@ class Ads1299(ChainShape):
         self.identity: ChipIdentity | None = None
         self.registers = bytes(REGISTER_COUNT)
         """Register file of chip 1 as read back after the last configuration."""
+        self.chip_registers: tuple[bytes, ...] = ()
+        """Register file of each chip-select's chip, as read back after the last
+        configuration (one entry for a daisy chain)."""
         self.settings: ChipSettings | None = None
+        self.chip_settings: tuple[ChipSettings, ...] = ()
+        """What each chip-select's chip was programmed with."""
         self._frame_out: list[int] = []
         self._started = False
 
@@ -141,27 +156,43 @@ class Ads1299(ChainShape):
 
     # --- low level ---------------------------------------------------------------------------
 
-    def command(self, opcode: Opcode) -> None:
-        """Send one single-byte command with the CS hold it needs."""
-        self.link.spi.transfer([int(opcode)], self.register_speed_hz, CS_HOLD_US)
+    @property
+    def chip_selects(self) -> int:
+        """Chips that are programmed on their own (1 for a daisy chain)."""
+        return 1 if self.link.spi2 is None else 2
 
-    def read_registers(self, start: int, count: int) -> bytes:
-        """RREG ``count`` registers from ``start`` (chip 1 of a chain answers)."""
-        reply = self.link.spi.transfer(rreg(start, count), self.register_speed_hz, CS_HOLD_US)
+    def _bus(self, chip: int) -> SpiBus:
+        if chip == 0:
+            return self.link.spi
+        if chip == 1 and self.link.spi2 is not None:
+            return self.link.spi2
+        raise IndexError(f"chip {chip}: this board has chip-selects 0..{self.chip_selects - 1}")
+
+    def command(self, opcode: Opcode) -> None:
+        """Send one single-byte command with the CS hold it needs, to every chip-select (chip
+        2 first)."""
+        for chip in reversed(range(self.chip_selects)):
+            self._bus(chip).transfer([int(opcode)], self.register_speed_hz, CS_HOLD_US)
+
+    def read_registers(self, start: int, count: int, chip: int = 0) -> bytes:
+        """RREG ``count`` registers from ``start`` of ``chip``'s chip-select (the first chip of
+        a daisy chain answers)."""
+        reply = self._bus(chip).transfer(rreg(start, count), self.register_speed_hz, CS_HOLD_US)
         return bytes(reply[2:])
 
-    def write_register(self, address: int, value: int) -> None:
-        """WREG one register and verify it by read-back.
+    def write_register(self, address: int, value: int, chip: int = 0) -> None:
+        """WREG one register of ``chip``'s chip-select and verify it by read-back.
 
         Raises:
             HardwareError: the read-back differs in a writable bit.
         """
-        self.link.spi.transfer(wreg(address, [value]), self.register_speed_hz, CS_HOLD_US)
-        got = self.read_registers(address, 1)[0]
+        self._bus(chip).transfer(wreg(address, [value]), self.register_speed_hz, CS_HOLD_US)
+        got = self.read_registers(address, 1, chip)[0]
         mask = REGISTERS[address].writable
         if (got ^ value) & mask:
+            where = self.path if chip == 0 else f"chip {chip + 1} of {self.path}"
             raise HardwareError(
-                f"register {REGISTERS[address].name} (0x{address:02X}) on {self.path} reads "
+                f"register {REGISTERS[address].name} (0x{address:02X}) on {where} reads "
                 f"0x{got:02X} after writing 0x{value:02X}; the chip may still be in RDATAC, or "
                 "the SPI link is unreliable (wiring, SCLK too fast, mode not 1)"
             )
@@ -190,30 +221,60 @@ class Ads1299(ChainShape):
         clock.sleep(T_RESET_S + 10e-6)
         self.command(Opcode.SDATAC)  # reset leaves the chip in RDATAC
         self.identity = identify(self.read_registers(Reg.ID, 1)[0], self.path)
-        self.registers = self.read_registers(0, REGISTER_COUNT)
-        self._frame_out = [0] * self.frame_len
+        for chip in range(1, self.chip_selects):
+            other = identify(self.read_registers(Reg.ID, 1, chip)[0], f"chip {chip + 1}")
+            if other.channels_per_chip != self.identity.channels_per_chip:
+                raise HardwareError(
+                    f"chip {chip + 1} of {self.path} is an {other.chip}, chip 1 an "
+                    f"{self.identity.chip}; both chips of a board must be the same part"
+                )
+        self.chip_registers = tuple(
+            self.read_registers(0, REGISTER_COUNT, c) for c in range(self.chip_selects)
+        )
+        self.registers = self.chip_registers[0]
+        self._frame_out = [0] * (self.frame_len // self.chip_selects)
         return self.identity
 
-    def configure(self, settings: ChipSettings) -> None:
-        """Write and verify every register the settings define (chip must be stopped).
+    def configure(self, settings: ChipSettings | Sequence[ChipSettings]) -> None:
+        """Write and verify every register the settings define (chip must be stopped): one
+        :class:`ChipSettings` for every chip, or one per chip-select.
 
         Raises:
             HardwareError: a register does not read back what was written.
+            ValueError: per-chip settings on a daisy chain (its chips share CS and DIN), or
+                settings for a part with another channel count.
         """
         if self.identity is None:
             self.power_up()
-        if len(settings.channels) != self.channels_per_chip:
+        per_chip = (settings,) if isinstance(settings, ChipSettings) else tuple(settings)
+        if len(per_chip) == 1:
+            per_chip = per_chip * self.chip_selects
+        if len(per_chip) != self.chip_selects:
             raise ValueError(
-                f"settings describe {len(settings.channels)} channels per chip but the "
-                f"{self.identity.chip if self.identity else 'chip'} has {self.channels_per_chip}"
+                f"{len(per_chip)} chip settings for a board with {self.chip_selects} "
+                "chip-select(s); chips of a daisy chain share CS and DIN and take one"
             )
-        reference_was_on = bool(self.registers[Reg.CONFIG3] & 0x80)
-        for address, value in settings.registers():
-            self.write_register(address, value)
-            if address == Reg.CONFIG3 and value & 0x80 and not reference_was_on:
-                self.link.clock.sleep(T_REFERENCE_S)
-        self.registers = self.read_registers(0, REGISTER_COUNT)
-        self.settings = settings
+        for one in per_chip:
+            if len(one.channels) != self.channels_per_chip:
+                raise ValueError(
+                    f"settings describe {len(one.channels)} channels per chip but the "
+                    f"{self.identity.chip if self.identity else 'chip'} has "
+                    f"{self.channels_per_chip}"
+                )
+        if len({one.sample_rate for one in per_chip}) > 1:
+            raise ValueError("every chip of a board must run at the same sample_rate")
+        reference_was_on = [bool(regs[Reg.CONFIG3] & 0x80) for regs in self.chip_registers]
+        for chip, one in enumerate(per_chip):
+            for address, value in one.registers():
+                self.write_register(address, value, chip)
+                if address == Reg.CONFIG3 and value & 0x80 and not reference_was_on[chip]:
+                    self.link.clock.sleep(T_REFERENCE_S)
+        self.chip_registers = tuple(
+            self.read_registers(0, REGISTER_COUNT, c) for c in range(self.chip_selects)
+        )
+        self.registers = self.chip_registers[0]
+        self.chip_settings = per_chip
+        self.settings = per_chip[0]
 
     def start(self) -> None:
         """Start conversions, then enter RDATAC; DRDY first falls after 4 tDR + 9 tCLK.
@@ -229,8 +290,12 @@ class Ads1299(ChainShape):
         self._started = True
 
     def read_frame(self) -> list[int]:
-        """Clock one frame of the chain out (zeros in, so no stray opcode is sent)."""
-        return self.link.spi.transfer(self._frame_out, self.data_speed_hz)
+        """Clock one frame of the chain out (zeros in, so no stray opcode is sent); with two
+        chip-selects chip 1's frame, then chip 2's."""
+        frame = self.link.spi.transfer(self._frame_out, self.data_speed_hz)
+        if self.link.spi2 is not None:
+            frame += self.link.spi2.transfer(self._frame_out, self.data_speed_hz)
+        return frame
 
     def stop(self) -> None:
         """Leave RDATAC and stop conversions; safe when already stopped."""

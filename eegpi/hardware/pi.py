@@ -86,6 +86,17 @@ class SpidevBus:
         except OSError as exc:
             raise HardwareError(exc.errno, f"SPI transfer on {self.path} failed: {exc}") from exc
 
+    def transfer_without_cs(
+        self, data: bytes | list[int], speed_hz: int, delay_usecs: int = 0
+    ) -> list[int]:
+        """One transaction with the device's hardware CS left inactive (``SPI_NO_CS``), for a
+        chip whose chip-select is a GPIO the host drives by hand."""
+        self._dev.no_cs = True
+        try:
+            return self.transfer(data, speed_hz, delay_usecs)
+        finally:
+            self._dev.no_cs = False
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

@@ -37,7 +37,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -213,7 +213,7 @@ class AcquisitionProcess:
         self.snapshot = reply
         return reply
 
-    def configure(self, settings: ChipSettings) -> DeviceSnapshot:
+    def configure(self, settings: ChipSettings | Sequence[ChipSettings]) -> DeviceSnapshot:
         """Write and verify the registers in the child; raises what the driver raises."""
         reply = self._request(("configure", settings), "configure the device")
         assert isinstance(reply, DeviceSnapshot)
@@ -629,7 +629,7 @@ class _Child:
         """Called by the acquisition thread when it ends by itself (stuck DRDY, SPI error)."""
         self.send(("failed", _Failure.of(error)))
 
-    def _configure(self, settings: ChipSettings) -> DeviceSnapshot:
+    def _configure(self, settings: ChipSettings | Sequence[ChipSettings]) -> DeviceSnapshot:
         self.device.configure(settings)
         return self.device.snapshot()
 

@@ -28,7 +28,8 @@ __all__ = ["Ads1299Emulator", "EmulatedBoard", "channels_for_id", "device_pins"]
 
 
 def device_pins(cfg: DeviceConfig) -> dict[str, int]:
-    """The board wiring a ``device:`` config describes (CS from ``spi_bus``/``spi_device``).
+    """The board wiring a ``device:`` config describes: chip 1's CS from ``spi_bus``/
+    ``spi_device``, DRDY and a second chip's ``cs2``/``drdy2`` from ``device.board``.
 
     Raises:
         HardwareError: the configured SPI device has no hardware chip-select on a Pi.
@@ -41,7 +42,7 @@ def device_pins(cfg: DeviceConfig) -> dict[str, int]:
             "spi_bus 1 (device 0, 1 or 2)",
         )
     named = (("reset", cfg.reset_pin), ("start", cfg.start_pin), ("pwdn", cfg.pwdn_pin))
-    pins = {"drdy": cfg.drdy_pin, "cs": ce}
+    pins = {**cfg.board_pins(), "cs": ce}
     pins.update({name: pin for name, pin in named if pin is not None})
     return pins
 

@@ -115,11 +115,12 @@ class Ads1299SourceParams:
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not true or false")
         self.test_settings  # noqa: B018 - validates
         self.lead_off_settings  # noqa: B018 - validates
-        # Per-chip consistency of per-channel lists, for the part the list length implies.
+        # Per-channel lists, for the part the list length implies. Whether chips may differ
+        # depends on the board (shared or separate chip-selects): checked when the device opens.
         lengths = [
             len(v) for v in (self.gain, self.input, self.srb2) if isinstance(v, (list, tuple))
         ]
-        self.chain(lengths[0] // self.chips if lengths else 8)
+        self.per_chip(lengths[0] // self.chips if lengths else 8)
 
     @property
     def test_settings(self) -> TestSignal:
@@ -154,6 +155,40 @@ class Ads1299SourceParams:
                 "allowed: current, threshold_pct, frequency"
             )
         return LeadOffSettings(**loff)
+
+    def per_chip(self, channels_per_chip: int) -> tuple[ChipSettings, ...]:
+        """Settings of each chip on its own (a board with a chip-select per chip).
+
+        Raises:
+            ValueError: a per-channel list does not fit this board.
+        """
+        total = self.chips * channels_per_chip
+        chips = []
+        for c in range(self.chips):
+            part: dict[str, Any] = {}
+            for name in ("gain", "input", "srb2"):
+                value = getattr(self, name)
+                if isinstance(value, (list, tuple)):
+                    if len(value) != total:
+                        raise ValueError(
+                            f"{name}: a list needs one entry per channel; this board has "
+                            f"{total} channels, the list has {len(value)}"
+                        )
+                    value = list(value[c * channels_per_chip : (c + 1) * channels_per_chip])
+                part[name] = value
+            chips.append(
+                chain_settings(
+                    sample_rate=self.sample_rate,
+                    chips=1,
+                    channels_per_chip=channels_per_chip,
+                    test_signal=self.test_settings,
+                    srb1=self.srb1,
+                    bias=self.bias,
+                    lead_off=self.lead_off_settings,
+                    **part,
+                )
+            )
+        return tuple(chips)
 
     def chain(self, channels_per_chip: int) -> ChipSettings:
         """Register settings for a chain of parts with ``channels_per_chip`` channels.
@@ -223,9 +258,9 @@ class Ads1299Source(SourceStage):
             snap, settings = self._open_thread(ctx.device)
         self._snapshot = snap
         n = snap.channels
-        per_chip = settings.channels
-        gains = tuple(per_chip[k % len(per_chip)].gain for k in range(n))
-        kinds = tuple(per_chip[k % len(per_chip)].input for k in range(n))
+        channels = [ch for one in settings for ch in one.channels]
+        gains = tuple(channels[k % len(channels)].gain for k in range(n))
+        kinds = tuple(channels[k % len(channels)].input for k in range(n))
         self._meta = StreamMeta(
             sample_rate=float(p.sample_rate),
             channels=tuple(f"ch{k + 1}" for k in range(n)),
@@ -234,16 +269,26 @@ class Ads1299Source(SourceStage):
         )
         return {"out": self._meta}
 
-    def _settings(self, channels_per_chip: int) -> ChipSettings:
+    def _settings(self, channels_per_chip: int, cfg: DeviceConfig) -> tuple[ChipSettings, ...]:
+        """One settings for a daisy chain (its chips share CS and DIN, so channel k of every
+        chip must be set alike), one per chip on a board with a chip-select per chip."""
         try:
-            return self.params.chain(channels_per_chip)
+            if cfg.two_chip_selects:
+                return self.params.per_chip(channels_per_chip)
+            return (self.params.chain(channels_per_chip),)
         except ValueError as exc:
-            raise ConfigError(f"stage {self.name!r}: {exc}") from exc
+            hint = ""
+            if "set alike" in str(exc):
+                hint = (
+                    f" (device.board {cfg.board} shares one chip-select; per-chip settings "
+                    "need a chip-select per chip, as on device.board: pieeg16)"
+                )
+            raise ConfigError(f"stage {self.name!r}: {exc}{hint}") from exc
 
-    def _open_thread(self, cfg: DeviceConfig) -> tuple[DeviceSnapshot, ChipSettings]:
+    def _open_thread(self, cfg: DeviceConfig) -> tuple[DeviceSnapshot, tuple[ChipSettings, ...]]:
         device = open_device(cfg, chips=self.params.chips)
         try:
-            settings = self._settings(device.channels_per_chip)
+            settings = self._settings(device.channels_per_chip, cfg)
             device.configure(settings)
         except BaseException:
             device.close()
@@ -251,11 +296,11 @@ class Ads1299Source(SourceStage):
         self._device = device
         return device.snapshot(), settings
 
-    def _open_process(self, cfg: DeviceConfig) -> tuple[DeviceSnapshot, ChipSettings]:
+    def _open_process(self, cfg: DeviceConfig) -> tuple[DeviceSnapshot, tuple[ChipSettings, ...]]:
         process = AcquisitionProcess(cfg, chips=self.params.chips)
         try:
             snap = process.open()
-            settings = self._settings(snap.channels_per_chip)
+            settings = self._settings(snap.channels_per_chip, cfg)
             snap = process.configure(settings)
         except BaseException:
             process.close()
