@@ -115,6 +115,7 @@ def test_shipped_example_config_loads() -> None:
 
     cfg = load_config(REPO / "systemd" / "eegpi.yaml")
     assert cfg.device.drdy_pin == 26 and cfg.device.acquisition == "process"
+    assert cfg.device.board == "pieeg" and cfg.device.board_pins() == {"drdy": 26}
     assert cfg.grpc.listen == "0.0.0.0:50051" and cfg.grpc.token_file
     assert cfg.autostart == ("default",)
 
