@@ -53,6 +53,10 @@ class EmulatorConfig:
     """Chips in the emulated daisy chain; None = as many as the pipeline asks for."""
     clock_ppm: float = 0.0
     """Error of the chip's oscillator; +10000 = 1 % fast, as some boards are."""
+    chip2_clock_ppm: float | None = None
+    """Error of the oscillator of chip 2 on its own chip-select (``pieeg16``): None = the same
+    clock as chip 1 (a shared clock, or one START pin); another value models two free-running
+    oscillators, whose conversions drift apart."""
     alpha_uv: float = 20.0
     """Amplitude of the 10 Hz alpha rhythm on every normal-input channel."""
     alpha_hz: float = 10.0

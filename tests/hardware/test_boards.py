@@ -138,6 +138,32 @@ def test_two_chip_selects_pair_the_conversions_of_one_slot(
         assert second_edges[k] < first_edges[k] < second_edges[k] + period // 2
 
 
+@pytest.mark.parametrize("ppm", [None, 5000.0])
+def test_pieeg16_chips_run_on_a_shared_or_their_own_oscillator(ppm: float | None) -> None:
+    """``chip2_clock_ppm`` gives chip 2 its own oscillator: its DRDY period differs."""
+    cfg = dataclasses.replace(
+        board_config("pieeg16"),
+        emulator=dataclasses.replace(mock_config().emulator, chip2_clock_ppm=ppm),
+    )
+    emulated = Board.from_device(cfg, 2)
+    dev = open_device(cfg, 2, emulated)
+    second = emulated.request_drdy("/dev/gpiochip0", 13, 64)
+    try:
+        dev.start()
+        first_edges: list[int] = []
+        while len(first_edges) < 20:
+            assert dev.link.drdy.wait(5.0)
+            first_edges += [e.timestamp_ns for e in dev.link.drdy.read_events()]
+            dev.read_frame()
+        second_edges = [e.timestamp_ns for e in second.read_edge_events()]
+    finally:
+        second.release()
+        dev.close()
+    period1 = (first_edges[19] - first_edges[0]) / 19
+    period2 = (second_edges[19] - second_edges[0]) / 19
+    assert period2 / period1 == pytest.approx(1 / (1 + (ppm or 0) * 1e-6), rel=1e-5)
+
+
 def test_pieeg16_streams_16_channels_through_the_source_stage(runner: SourceRunner) -> None:
     src = runner.open(board_config("pieeg16"), chips=2)
     meta = src._meta

@@ -75,7 +75,8 @@ class EmulatedBoard:
         if "cs2" in self.pins:
             if n != 2:
                 raise ValueError(f"pins: cs2/drdy2 wire a second chip, but chips is {n}")
-            second = dataclasses.replace(cfg, seed=cfg.seed + 1)
+            ppm = cfg.clock_ppm if cfg.chip2_clock_ppm is None else cfg.chip2_clock_ppm
+            second = dataclasses.replace(cfg, seed=cfg.seed + 1, clock_ppm=ppm)
             ports = [
                 Port(Ads1299Emulator(cfg, 1, self.clock), self.pins["cs"], self.pins["drdy"]),
                 Port(Ads1299Emulator(second, 1, self.clock), self.pins["cs2"], self.pins["drdy2"]),
