@@ -325,6 +325,7 @@ class Ads1299(ChainShape):
             identity=self.identity,
             chips=self.chips,
             registers=bytes(self.registers),
+            chip_registers=tuple(bytes(r) for r in self.chip_registers),
             realtime=self.link.backend == "pi" or bool(getattr(self.link.clock, "realtime", True)),
         )
 
@@ -357,6 +358,8 @@ class DeviceSnapshot(ChainShape):
     """Register file of chip 1 as read back after the last configuration."""
     realtime: bool = True
     """DRDY falls in wall-clock time (a board, or the emulator in real-time mode)."""
+    chip_registers: tuple[bytes, ...] = ()
+    """Register file of each chip-select's chip (one entry for a daisy chain)."""
 
 
 def device_report(

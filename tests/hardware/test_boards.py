@@ -129,6 +129,7 @@ def test_two_chip_selects_pair_the_conversions_of_one_slot(
     finally:
         second.release()
         dev.close()
+    assert emulated.violations == []  # the hand-driven CS keeps every datasheet timing rule
     assert all(f[0] >> 4 == 0xC and f[27] >> 4 == 0xC for f in frames)
     # Both chips' channel 1 carries its conversion index: every frame pairs equal indices.
     assert [counts(f, 0, 0) for f in frames] == [counts(f, 1, 0) for f in frames]
@@ -225,5 +226,8 @@ def test_pieeg16_in_the_acquisition_process(runner: SourceRunner) -> None:
     src = runner.open(cfg, chips=2, gain=[24] * 8 + [12] * 8)
     meta = src._meta
     assert meta is not None and meta.extra["gain"] == (24,) * 8 + (12,) * 8
+    snap = src._snapshot
+    assert snap is not None
+    assert [gain_bits(regs) for regs in snap.chip_registers] == [[6] * 8, [5] * 8]
     data = stack(runner.collect(src, 300))
     assert data.shape[1] == 16 and np.array_equal(data[:, 0], data[:, 8])
