@@ -183,9 +183,7 @@ def open_link(
     )
 
 
-def open_device(
-    cfg: DeviceConfig, chips: int = 1, board: EmulatedBoard | None = None
-) -> Ads1299:
+def open_device(cfg: DeviceConfig, chips: int = 1, board: EmulatedBoard | None = None) -> Ads1299:
     """A driver for the configured ADS1299 chain, powered up and identified (``board``: see
     :func:`open_link`).
 
