@@ -206,8 +206,9 @@ def open_device(cfg: DeviceConfig, chips: int = 1, board: EmulatedBoard | None =
 
 
 def probe(cfg: DeviceConfig) -> DeviceReport:
-    """Open the device briefly (reset, SDATAC, ID, register dump) and close it again."""
-    device = open_device(cfg)
+    """Open the device briefly (reset, SDATAC, ID, register dump) and close it again (both
+    chips of a board with two chip-selects)."""
+    device = open_device(cfg, 2 if cfg.two_chip_selects else 1)
     try:
         return device.report()
     finally:

@@ -14,7 +14,7 @@ from eegpi.ads1299.registers import Reg
 from eegpi.ads1299.settings import ChannelSettings, ChipSettings
 from eegpi.emulator import Board
 from eegpi.exc import ConfigError, HardwareError
-from eegpi.hardware import open_device
+from eegpi.hardware import open_device, probe
 from eegpi.hardware.config import DeviceConfig
 from eegpi.hardware.driver import Ads1299
 
@@ -231,3 +231,8 @@ def test_pieeg16_in_the_acquisition_process(runner: SourceRunner) -> None:
     assert [gain_bits(regs) for regs in snap.chip_registers] == [[6] * 8, [5] * 8]
     data = stack(runner.collect(src, 300))
     assert data.shape[1] == 16 and np.array_equal(data[:, 0], data[:, 8])
+
+
+def test_probe_identifies_both_chips_of_a_pieeg16() -> None:
+    report = probe(board_config("pieeg16"))
+    assert (report.chips, report.channels, report.chip) == (2, 16, "ADS1299")
