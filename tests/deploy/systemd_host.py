@@ -51,7 +51,15 @@ PACKAGES = (
 TOOLS = ("debootstrap", "systemd-nspawn", "nsenter", "ssh", "ssh-keygen", "zstd", "tar")
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BOOT_TIMEOUT_S = 120.0
+CONTAINER_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+}
+"""What commands run with inside, as after a login."""
 STOP_TIMEOUT_S = 30.0
+TMPFS_SIZE = "6g"
+"""Room for the image, eegpi's venv, compilers and a second venv; it takes only what it holds."""
 
 
 def cache_dir() -> Path:
@@ -103,8 +111,11 @@ def _mounts_under(path: Path) -> list[str]:
     return found
 
 
-def _unmount_all(path: Path) -> None:
+def _unmount_all(path: Path, *, below_only: bool = False) -> None:
+    """Deepest first; ``path`` itself too (the tmpfs) unless ``below_only``."""
     for point in sorted(_mounts_under(path), key=len, reverse=True):
+        if below_only and point == str(path):
+            continue
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
 
 
@@ -119,6 +130,16 @@ def _processes_rooted_in(path: Path) -> list[int]:
     return pids
 
 
+def _mount_tmpfs(path: Path) -> None:
+    """The image lives in memory: it unpacks fast, and goes away at once with the unmount
+    (deleting its ~50,000 files from a busy disk took over a minute)."""
+    path.mkdir(parents=True)
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0755", "tmpfs", str(path)],
+        check=True,
+    )
+
+
 def build_rootfs_tarball(log: Path | None = None) -> Path:
     """Debootstrap the image (about 2 minutes) and keep it as a tarball; reused when present."""
     tarball = rootfs_tarball()
@@ -129,6 +150,7 @@ def build_rootfs_tarball(log: Path | None = None) -> Path:
     root = work / "rootfs"
     out = open(log or work / "debootstrap.log", "ab")  # noqa: SIM115 (closed below)
     try:
+        _mount_tmpfs(root)
         subprocess.run(
             [
                 "debootstrap",
@@ -142,10 +164,11 @@ def build_rootfs_tarball(log: Path | None = None) -> Path:
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-        _unmount_all(root)  # debootstrap unmounts /proc and /sys itself, unless it failed
+        # debootstrap unmounts /proc and /sys itself, unless it failed
+        _unmount_all(root, below_only=True)
         subprocess.run(["chroot", str(root), "apt-get", "clean"], check=True, stdout=out)
         # unique: two runs on one machine may build at once; the rename is atomic
-        partial = work / tarball.name
+        partial = work / tarball.name  # on the disk, beside the cache: not in the tmpfs
         subprocess.run(
             [
                 "tar",
@@ -203,7 +226,7 @@ class SystemdHost:
 
     def boot(self) -> None:
         tarball = build_rootfs_tarball(self.workdir / "debootstrap.log")
-        self.root.mkdir(parents=True)
+        _mount_tmpfs(self.root)
         subprocess.run(
             [
                 "tar",
@@ -253,6 +276,8 @@ class SystemdHost:
     def close(self) -> None:
         """Power off, then make sure no process, mount or file of the container is left."""
         proc = self._nspawn
+        started = time.monotonic()
+        notes = []
         if proc is not None and proc.poll() is None:
             if self.pid1:
                 with contextlib.suppress(ProcessLookupError):
@@ -260,11 +285,13 @@ class SystemdHost:
             try:
                 proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
+                notes.append(self._stuck_report())
                 if self.pid1:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(self.pid1, signal.SIGKILL)  # takes the PID namespace with it
                 proc.kill()
                 proc.wait(STOP_TIMEOUT_S)
+        notes.append(f"stopped after {time.monotonic() - started:.1f} s")
         for pid in _processes_rooted_in(self.root):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -275,6 +302,21 @@ class SystemdHost:
         if _mounts_under(self.root):  # never delete through a bind mount (the caches)
             raise RuntimeError(f"cannot unmount {', '.join(_mounts_under(self.root))}")
         subprocess.run(["rm", "-rf", "--one-file-system", str(self.root)], check=False)
+        notes.append(f"removed after {time.monotonic() - started:.1f} s")
+        with contextlib.suppress(OSError):
+            (self.workdir / "close.log").write_text("\n".join(notes) + "\n")
+
+    def _stuck_report(self) -> str:
+        """What keeps the container from powering off (for close.log)."""
+        ps = subprocess.run(
+            ["ps", "-eo", "pid,stat,wchan:24,etimes,args", "--sort", "pid"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.splitlines()
+        inside = {str(pid) for pid in _processes_rooted_in(self.root)}
+        rows = [row for row in ps[1:] if row.split()[0] in inside]
+        return f"not stopped after {STOP_TIMEOUT_S:g} s; its processes:\n" + "\n".join(rows)
 
     # -- reaching it -------------------------------------------------------------------------
     def run(
@@ -288,6 +330,7 @@ class SystemdHost:
             timeout=timeout,
             check=False,
             stdin=subprocess.DEVNULL,
+            env=CONTAINER_ENV,  # not this process's (pip settings, proxies of the host)
         )
         if check and res.returncode != 0:
             raise AssertionError(

@@ -57,6 +57,7 @@ class Site:
     token: str
     grpc_port: int
     ws_port: int
+    source: Path
     first: Run
 
     @property
@@ -206,7 +207,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         inventory = work / "hosts.json"
         source = _snapshot(work / "source")
         _write_inventory(inventory, host, source, token, grpc, ws)
-        site = Site(host, inventory, token, grpc, ws, Run(0, "", 0.0))
+        site = Site(host, inventory, token, grpc, ws, source, Run(0, "", 0.0))
         site.first = site.playbook()
         yield site
     assert not list(work.glob("rootfs/*")), "the image was not removed"
@@ -283,6 +284,35 @@ def test_check_diff_on_the_provisioned_host_reports_nothing(site: Site) -> None:
     run = site.playbook("--check", "--diff")
     assert run.rc == 0, run.output[-6000:] + site.journal()
     assert run.recap()["changed"] == 0, run.output[-6000:] + site.journal()
+
+
+def test_the_pi_can_run_the_playbook_on_itself(site: Site) -> None:
+    # the README's single-Pi path: a checkout and ansible-core on the Pi, `-c local`; on the
+    # host provisioned over SSH it finds nothing to change (the release: the wheel it has)
+    host = site.host
+    shutil.copytree(site.source, host.root / "root/eegpi")
+    host.run(
+        "python3 -m venv /root/ansible && /root/ansible/bin/pip install -q ansible-core",
+        timeout=300,
+    )
+    (wheel,) = (host.root / "opt/eegpi-wheels").glob("eegpi-*.whl")
+    extra = {
+        "eegpi_device_backend": "mock",
+        "eegpi_grpc_listen": site.grpc,
+        "eegpi_websocket_listen": f"127.0.0.1:{site.ws_port}",
+        "eegpi_token": site.token,
+        "eegpi_wheel": f"/opt/eegpi-wheels/{wheel.name}",
+    }
+    (host.root / "root/local.json").write_text(json.dumps(extra))
+    res = host.run(
+        "cd /root/eegpi && /root/ansible/bin/ansible-playbook -i ansible/inventory/single-pi.yml"
+        " -c local ansible/site.yml -e @/root/local.json",
+        check=False,
+        timeout=600,
+    )
+    run = Run(res.returncode, res.stdout + res.stderr, 0.0)
+    assert run.rc == 0, run.output[-6000:] + site.journal()
+    assert run.recap()["changed"] == 0, run.output[-6000:]
 
 
 def test_restart_comes_back_ready(site: Site) -> None:

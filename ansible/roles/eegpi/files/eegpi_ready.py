@@ -21,8 +21,8 @@ def check(channel: grpc.Channel, metadata: list[tuple[str, str]], names: list[st
     health = health_pb2_grpc.HealthStub(channel)
     reply = health.Check(health_pb2.HealthCheckRequest(service=""), metadata=metadata, timeout=5)
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
-        return "health: " + health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-    control = control_pb2_grpc.PipelineControlStub(channel)
+        return f"health: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}"
+    control = control_pb2_grpc.PipelineControlStub(channel)  # type: ignore[no-untyped-call]
     status = control.GetStatus(control_pb2.GetStatusRequest(), metadata=metadata, timeout=5)
     states = {p.name: control_pb2.PipelineState.Name(p.state) for p in status.pipelines}
     errors = {p.name: p.last_error for p in status.pipelines}
