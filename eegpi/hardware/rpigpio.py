@@ -12,6 +12,9 @@ Weaker than gpiod, and why gpiod stays the default:
 * timestamps are taken in user space when the callback runs, not in the interrupt: callback
   latency (thread wake-up, the GIL) shifts them by tens of microseconds to milliseconds, and a
   starved callback thread delivers late edges with late stamps;
+* RPi.GPIO's poll thread waits in edge-triggered epoll: the edges that fall while it is away
+  make one callback, so the sequence numbers fall short of the edges (the cadence corrects its
+  count, see :mod:`eegpi.hardware.slots`);
 * the callback thread runs at normal priority even when the acquisition thread has SCHED_FIFO;
   rates above about 1000 SPS are not dependable;
 * RPi.GPIO itself fails on a Pi 5 ("Cannot determine SOC peripheral base address") and, on
@@ -162,6 +165,11 @@ class RpiGpioDrdy:
                 errno.EBUSY,
                 f"cannot watch DRDY on GPIO{pin} through RPi.GPIO: {exc}; {_FAILED_EDGE_HINT}",
             ) from exc
+
+    @property
+    def gpio(self) -> RpiGpioLike:
+        """The library (or stand-in) the edges come from."""
+        return self._gpio
 
     def _on_edge(self, channel: int) -> None:
         """Runs on the library's callback thread: stamp, number, wake the reader."""

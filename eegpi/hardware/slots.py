@@ -27,15 +27,22 @@ Labels therefore never depend on when the reader was preempted. Two ways to know
   a stamp minus (its seqno count) periods is never earlier than the first edge (a stamp is never
   early, and the count can only fall short), so each one that is earlier moves the phase there;
   stamps a little later than the cadence move it later by at most 1/64 period each (a slow chip
-  clock). A
-  frame's slot is the newest conversion the cadence puts before ``began``; it is kept only when
-  the cadence puts the next conversion, with a quarter-period margin for the envelope's error,
-  after ``ended``. Frames before the first few edges only teach the cadence.
+  clock). RPi.GPIO's edge-triggered poll thread merges the edges that fall while it is away into
+  one callback, so the count falls short for good: when the recent stamps all count whole
+  periods late, most of them by the same number (the earliest, as an index from the cadence),
+  the count is corrected by that number; a burst of late callbacks spreads over several numbers
+  and corrects nothing. Between stamps the cadence expects a slow chip's edges later by the
+  drift seen. A frame's slot is the newest conversion the cadence puts before ``began``; it is
+  kept only when the cadence puts the next conversion, with a quarter-period margin for the
+  envelope's error, after ``ended``, and, when no stamp has confirmed the cadence for a while,
+  no edge within the drift since then of ``began`` or ``ended``. Frames before the first few
+  edges only teach the cadence.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -50,6 +57,9 @@ _DRIFT = 1 / 64
 to 1.5 % slow); earlier stamps are followed at once."""
 _WARMUP = 8
 """Edges :class:`CadenceSlots` sees before it names frames (the first callbacks may be late)."""
+_RESYNC = 8
+"""Recent stamps :class:`CadenceSlots` checks its count against: when they all count whole
+periods late, half of them by the same number, the count is short by that number."""
 
 
 class Placement:
@@ -157,33 +167,73 @@ class CadenceSlots:
         self._origin: float | None = None
         """Where the cadence puts conversion 0 (the first edge seen)."""
         self._seqno0 = 0
+        """The seqno the count starts from; lowered by the edges merged callbacks stood for."""
         self._seen = 0
         self._first: int | None = None
+        self._recent: deque[float] = deque(maxlen=_RESYNC)
+        """The last stamps less the periods their count says, to see the count fall short."""
+        self._pinned = 0.0
+        """The last stamp that agreed with the cadence (by its count, or a period after the
+        one before): since then a slow chip clock may have moved the edges later."""
+        self._last = 0.0
+        self._rate = 0.0
+        """How far the cadence moved per period lately (ns; > 0: the chip clock runs slow)."""
 
     def observe(self, events: Sequence[EdgeEventLike]) -> None:
-        period = self.period
         for event in events:
-            t = event.timestamp_ns
             self._seen += 1
+            t = event.timestamp_ns
             if self._origin is None:
-                self._origin, self._seqno0 = float(t), event.line_seqno
+                self._origin = self._pinned = self._last = float(t)
+                self._seqno0 = event.line_seqno
                 continue
-            counted = t - (event.line_seqno - self._seqno0) * period
-            if counted < self._origin:
-                self._origin = counted
-                continue
-            index = math.floor((t - self._origin) / period + (1 - _LATE))
-            offset = t - (self._origin + index * period)
-            if 0 <= offset < self.margin:  # a slow chip: follow later stamps, slowly
-                self._origin += min(offset, _DRIFT * period)
-            # A stamp later than that is callback latency and says nothing about the edge; an
-            # earlier one may be a stamp late by most of a period: only ``counted`` moves the
-            # cadence earlier.
+            before, gap = self._origin, t - self._last
+            self._follow(t, event.line_seqno, gap)
+            self._last = float(t)
+            # How fast the cadence moved, per period: a chip clock that runs slow makes the
+            # cadence early between stamps, by this much a period (see ``place``).
+            self._rate += ((self._origin - before) / max(gap / self.period, 1.0) - self._rate) / 8
+
+    def _follow(self, t: int, seqno: int, gap: float) -> None:
+        """Move the cadence for one stamp ``gap`` ns after the one before."""
+        period, recent, origin = self.period, self._recent, self._origin
+        assert origin is not None
+        counted = t - (seqno - self._seqno0) * period
+        recent.append(counted)
+        if counted < origin:
+            self._origin = self._pinned = counted
+            return
+        lowest = min(recent)
+        if sum(c - lowest < self.margin for c in recent) * 2 >= len(recent) == recent.maxlen:
+            # Merged callbacks: the count fell short, so the stamps count whole periods late,
+            # most of them by the same number (a burst of late callbacks spreads over several:
+            # no correction). The earliest says how many, as an index from the cadence.
+            short = math.floor((lowest - origin) / period + (1 - _LATE))
+            if short > 0:
+                self._seqno0 -= short
+                counted -= short * period
+                shifted = [c - short * period for c in recent]
+                recent.clear()
+                recent.extend(shifted)
+        index = math.floor((t - origin) / period + (1 - _LATE))
+        offset = t - (origin + index * period)
+        if 0 <= offset < self.margin:  # a slow chip: follow later stamps, slowly
+            origin += min(offset, _DRIFT * period)
+            if gap < 1.5 * period:  # a callback a period after the last: the cadence holds
+                self._pinned = t
+        if counted - origin < self.margin:  # the count agrees: the cadence holds
+            self._pinned = t
+        self._origin = origin
+        # A stamp later than that is callback latency and says nothing about the edge; an
+        # earlier one may be a stamp late by most of a period: only ``counted`` moves the
+        # cadence earlier.
 
     def index_at(self, t: float) -> int:
-        """The newest conversion the cadence puts at or before ``t``."""
+        """The newest conversion the cadence puts at or before ``t``: after the last stamp, the
+        edges of a slow chip clock are expected to come later by the rate seen."""
         assert self._origin is not None
-        return math.floor((t - self._origin) / self.period)
+        ahead = max(self._rate, 0.0) * max(t - self._last, 0.0) / self.period
+        return math.floor((t - self._origin - ahead) / self.period)
 
     def place(
         self,
@@ -202,7 +252,10 @@ class CadenceSlots:
             self._first = index
         slot = index - self._first
         edge_ns = round(self._origin + index * self.period)
-        sure = self.index_at(ended + self.margin) == index
+        # Since the last stamp that pinned the cadence, a slow chip clock may have moved the
+        # edges later than the cadence says (twice the rate seen, for its noise).
+        drift = 2 * max(self._rate, 0.0) * max((ended - self._pinned) / self.period - 1, 0.0)
+        sure = self.index_at(began - drift) == index == self.index_at(ended + self.margin + drift)
         if slot <= self.slot:  # the conversion already had its frame (or was counted lost)
             return Placement(None, 0, edge_ns, late)
         lost = slot - self.slot - 1

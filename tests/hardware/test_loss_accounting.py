@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +19,10 @@ from eegpi.exc import ConfigError
 from eegpi.hardware import open_device
 from eegpi.hardware.acquisition import Acquisition
 from eegpi.hardware.config import DeviceConfig, EmulatorConfig
+from eegpi.hardware.emulator.rpigpio import EmulatedRpiGpio
 from eegpi.hardware.process import AcquisitionProcess
 from eegpi.hardware.ring import RawFrames
+from eegpi.hardware.rpigpio import RpiGpioDrdy
 from eegpi.hardware.slots import CadenceSlots, KernelSlots
 
 GPIOS = ["gpiod", "rpigpio"]
@@ -58,8 +62,14 @@ class Run:
         return sorted(set(range(first, first + int(self.seq[-1]) + 1)) - set(self.conversion))
 
 
-def _run(cfg: DeviceConfig, rate: int, until: int) -> Run:
-    """Acquire in virtual time until a frame past conversion ``until`` arrived, then stop."""
+def _run(
+    cfg: DeviceConfig, rate: int, until: int, stalls: Callable[[int], int] | None = None
+) -> Run:
+    """Acquire in virtual time until a frame past conversion ``until`` arrived, then stop.
+
+    ``stalls``: keeps the RPi.GPIO stand-in's callback thread away after some callback rounds
+    (see :meth:`EmulatedRpiGpio.stall_callbacks`); thread mode only.
+    """
     parts: list[RawFrames] = []
 
     def done() -> bool:
@@ -82,6 +92,10 @@ def _run(cfg: DeviceConfig, rate: int, until: int) -> Run:
     else:
         device = open_device(cfg)
         try:
+            if stalls is not None:
+                drdy = device.link.drdy
+                assert isinstance(drdy, RpiGpioDrdy) and isinstance(drdy.gpio, EmulatedRpiGpio)
+                drdy.gpio.stall_callbacks(stalls)
             device.configure(_settings(rate))
             acq = Acquisition(device, rate, lossless=True)
             acq.start()
@@ -154,6 +168,36 @@ def test_frames_keep_their_true_slot_whatever_the_reader_stalls(gpio: str, at: s
     # edge cannot be named and is discarded, and the next read takes the newest conversion.
     assert {len(r) for r in runs} == {periods}
     assert run.missed == len(stalls)
+
+
+# --- RPi.GPIO: callbacks merge edges that pass while the callback thread is away ---------------
+
+
+@pytest.mark.parametrize("ppm", [0, 10_000, -10_000])
+@pytest.mark.parametrize("merged", [1, 2, 5])
+def test_merged_callbacks_keep_labels_and_count_each_lost_conversion(merged: int, ppm: int) -> None:
+    # Every 50th callback round the thread stays away while ``merged`` + 1 edges fall and comes
+    # back at a different point of the period each time: those edges make one callback, stamped
+    # that late, and the callback count falls short by ``merged`` for good.
+    rate = 1000
+    period = 1_000_000
+    ends = [0.05, 0.3, 0.6, 0.85]  # where in the period after the last merged edge it returns
+
+    rounds: list[int] = []
+
+    def stalls(n: int) -> int:
+        rounds.append(n)
+        if n % 50:
+            return 0
+        return int((merged + 1 + ends[n // 50 % len(ends)]) * period)
+
+    run = _run(_config("rpigpio", clock_ppm=ppm), rate, until=2000, stalls=stalls)
+    _check_labels_and_counts(run)
+    assert run.missed == len(run.lost())
+    # The merges happened: each stall's edges came with one callback (with a slow chip clock
+    # the stall may end just before its last edge).
+    edges = int(run.conversion[-1]) + 1
+    assert len(rounds) <= edges + 3 - (merged - 1 if ppm < 0 else merged) * (len(rounds) // 50)
 
 
 def test_a_kernel_buffer_overflow_is_seen_from_line_seqno() -> None:
@@ -229,6 +273,38 @@ def test_cadence_labels_ignore_late_callbacks() -> None:
         if where.slot is not None:
             pairs.append((began // P, where.slot))  # the conversion the frame really holds
     assert len(pairs) > 250
+    assert len({conversion - slot for conversion, slot in pairs}) == 1, "a frame mislabelled"
+    assert len(pairs) + lost == pairs[-1][1] + 1  # every slot a frame or counted
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_cadence_labels_hold_when_late_callbacks_merge_edges(seed: int) -> None:
+    """RPi.GPIO's one edge-triggered poll thread: the edges that fall before a late callback
+    returns make one callback more, so the callbacks fall short of the edges, for good."""
+    rng = np.random.default_rng(seed)
+    chip_period = float(P)
+    slots = CadenceSlots(P)
+    pairs: list[tuple[int, int]] = []
+    lost = pending = edge = callbacks = 0
+    back = 0.0  # when the poll thread is back at epoll
+    while edge < 4000:
+        woke = max(edge * chip_period, back)
+        late = rng.random() < 0.2
+        stamp = int(woke + rng.uniform(0, 3 * P) if late else woke + rng.uniform(0, 0.05 * P))
+        callbacks += 1
+        event = Edge(stamp, callbacks)
+        back = stamp + 5_000
+        # The next callback: at once for edges that fell meanwhile, else at the next edge.
+        edge = max(math.floor(back / chip_period), edge + 1)
+        slots.observe([event])
+        began = stamp + 10_000  # the reader wakes on the callback
+        where = slots.place([event], [], began, began + 30_000)
+        pending += where.lost
+        if where.slot is not None:  # losses count with the next frame, as in the acquisition
+            lost, pending = lost + pending, 0
+            pairs.append((math.floor(began / chip_period), where.slot))
+    assert callbacks < 3800  # edges merged
+    assert len(pairs) > 1500
     assert len({conversion - slot for conversion, slot in pairs}) == 1, "a frame mislabelled"
     assert len(pairs) + lost == pairs[-1][1] + 1  # every slot a frame or counted
 

@@ -6,11 +6,14 @@ input before edge detection, one edge detection per channel until it is removed,
 level through ``input``.
 
 Edges reach callbacks as in RPi.GPIO: **one** poll thread serves every channel, and it runs the
-callbacks itself. Like RPi.GPIO's edge-triggered epoll, edges that fall while a callback does
-its work (reads over SPI) collapse into one more callback: a late reader misses conversions, it
-never gets repeats. Each edge that falls while the thread waits wakes it for a callback of its
-own; a callback that reads nothing (eegpi's own, which only stamps the edge) counts as
-instantaneous, so the host's preemption of the thread does not merge edges. ``bouncetime``
+callbacks itself. Like RPi.GPIO's edge-triggered epoll, the edges that fall while the thread is
+away from epoll (a callback still running, or the thread not scheduled) collapse into one
+callback, however short the callback: a late reader misses conversions, it never gets repeats,
+and there are fewer callbacks than edges. In real time the host decides: every edge that fell
+before the thread looked again makes one callback with the others. In virtual time the thread
+is away while a callback reads over SPI and while a test stalls it
+(:meth:`EmulatedRpiGpio.stall_callbacks`, deterministic); an edge that falls while it waits gets
+a callback of its own. ``bouncetime``
 (ms) ignores edges that come sooner than that after the last one accepted, for callbacks and
 ``event_detected`` alike. Only DRDY's
 falling edge is wired; edge detection on another pin never fires, and DRDY's rising edge is
@@ -40,6 +43,10 @@ __all__ = ["BOARD_TO_BCM", "EmulatedRpiGpio"]
 _SLICE_NS = 10_000_000
 """Longest real-time sleep while nothing is scheduled, so a START or a stop is seen."""
 _POLL_S = 0.01
+_NEVER = -1
+"""``back_ns`` for a look that merges nothing (``event_detected``, ``wait_for_edge``)."""
+_ALWAYS = 1 << 62
+"""``back_ns`` in real time: every edge that fell before the thread looked merges."""
 _SELF_PACE_S = 0.001
 """Real time a self-paced stand-in's poll thread waits for someone else to move virtual time."""
 
@@ -86,10 +93,11 @@ class _Watch:
         self.detected = True
         return True
 
-    def collect(self, now: int, busy: tuple[int, int] | None) -> None:
+    def collect(self, back_ns: int) -> None:
         """Take the edges since the last look: each is a callback round of its own (a waiting
-        poll thread is woken by each), except that the edges that fell while a callback round
-        ran (``busy``) make one round together, as with RPi.GPIO's edge-triggered epoll."""
+        poll thread is woken by each), except that the edges that fell while the thread was
+        away from epoll (up to ``back_ns``) make one round together, as with RPi.GPIO's
+        edge-triggered epoll."""
         if self.port is None:
             return
         chip = self.port.chip
@@ -97,7 +105,7 @@ class _Watch:
         self.run_id, self.next_index = batch.run_id, batch.next_index
         merged = False
         for _, t in batch.stamps:
-            during = busy is not None and busy[0] < t <= busy[1]
+            during = t <= back_ns
             if during and merged:
                 continue
             merged = merged or during
@@ -123,12 +131,11 @@ class _PollThread:
         gpio = self._gpio
         clock = gpio.wiring.clock
         virtual = clock if isinstance(clock, VirtualClock) else None
-        busy: tuple[int, int] | None = None
         while not self._stop.is_set():
             now = clock.monotonic_ns()
-            due = gpio._due(now, busy)
+            due = gpio._due(now)
             if due is not None:
-                busy = self._run_callbacks(*due)
+                self._run_callbacks(*due)
                 continue
             if self._stop.is_set():
                 break
@@ -141,6 +148,10 @@ class _PollThread:
                     if nxt is not None:
                         virtual.sleep_until(nxt[0])
                 continue
+            away = gpio._away_until - now
+            if away > 0:  # a stalled thread: the edges wait for it
+                clock.sleep(min(away, _SLICE_NS) / 1e9)
+                continue
             nxt = gpio._next_edge()
             if nxt is None:
                 self._stop.wait(_POLL_S)
@@ -150,27 +161,23 @@ class _PollThread:
                 # needs, and the overshoot stands for RPi.GPIO's own wake-up latency.
                 clock.sleep(min(nxt[0] - clock.monotonic_ns(), _SLICE_NS) / 1e9)
 
-    def _run_callbacks(
-        self, channel: int, rounds: int, callbacks: list[Callback]
-    ) -> tuple[int, int] | None:
+    def _run_callbacks(self, channel: int, rounds: int, callbacks: list[Callback]) -> None:
         """Run ``rounds`` rounds of callbacks back to back, as a poll thread woken by each edge
-        would; returns when the callbacks worked (the edges that fell meanwhile merge)."""
-        gpio, clock = self._gpio, self._gpio.wiring.clock
+        would; stops early when the thread is away after a round (its callbacks read over SPI,
+        or a stall): the edges that fall meanwhile merge."""
+        gpio = self._gpio
         for done in range(rounds):
-            start, transfers = clock.monotonic_ns(), gpio.wiring.transfers_here()
+            transfers = gpio.wiring.transfers_here()
             for callback in callbacks:
                 try:
                     callback(channel)
                 except Exception:  # RPi.GPIO prints the traceback and carries on
                     traceback.print_exc()
-            gpio._round_done()
-            # A round that read nothing over SPI counts as instantaneous (in virtual time only
-            # transfers take time; in real time such a callback only stamps, and the edges
-            # that fell meanwhile are the host's preemption, not the callback's work).
-            if gpio.wiring.transfers_here() != transfers:
+            # In virtual time a round that read nothing over SPI takes no time; in real time
+            # the edges that fell meanwhile merge at the next look anyway.
+            if gpio._round_done(gpio.wiring.transfers_here() != transfers):
                 gpio._requeue(channel, rounds - done - 1)
-                return start, clock.monotonic_ns()
-        return None
+                return
 
     def stop(self) -> None:
         self._stop.set()
@@ -234,6 +241,11 @@ class EmulatedRpiGpio:
         """Callback rounds taken from the queues and not finished yet."""
         self._delivered_at = -1
         """The board's transfer count when a callback round last finished."""
+        self._rounds = 0
+        """Callback rounds run so far."""
+        self._stalls: Callable[[int], int] | None = None
+        self._away_until = _NEVER
+        """Until when the poll thread is away from epoll (edges up to then merge)."""
 
     # --- numbering ---------------------------------------------------------------------------
 
@@ -397,7 +409,7 @@ class EmulatedRpiGpio:
                 watch = self._watches.get(pin)
                 if watch is None:
                     return False
-                watch.collect(clock.monotonic_ns(), None)
+                watch.collect(_NEVER)
                 if watch.detected:
                     watch.detected = False
                     return True
@@ -432,7 +444,7 @@ class EmulatedRpiGpio:
         deadline = clock.monotonic_ns() + int((3600_000 if timeout is None else timeout) * 1e6)
         while True:
             now = clock.monotonic_ns()
-            watch.collect(now, None)
+            watch.collect(_NEVER)
             if watch.detected:
                 return channel
             if now >= deadline:
@@ -445,13 +457,14 @@ class EmulatedRpiGpio:
                     watch.port.chip.idle(nxt)
             clock.sleep_until(target)
 
-    def _due(
-        self, now: int, busy: tuple[int, int] | None
-    ) -> tuple[int, int, list[Callback]] | None:
+    def _due(self, now: int) -> tuple[int, int, list[Callback]] | None:
         """The channel whose oldest pending edge came first, its pending rounds, callbacks."""
         with self._lock:
+            if now < self._away_until:
+                return None  # the poll thread is not back at epoll yet
+            back = _ALWAYS if self.wiring.clock.realtime else self._away_until
             for watch in self._watches.values():
-                watch.collect(now, busy)
+                watch.collect(back)
                 if not watch.callbacks:
                     watch.queue.clear()  # ``event_detected`` only
             waiting = [w for w in self._watches.values() if w.queue]
@@ -463,10 +476,27 @@ class EmulatedRpiGpio:
             self._inflight += rounds
             return first.channel, rounds, list(first.callbacks)
 
-    def _round_done(self) -> None:
+    def _round_done(self, worked: bool) -> bool:
+        """A callback round returned (``worked``: its callbacks read over SPI); True when the
+        thread is away for a while now (its work took time, or a stall was asked for)."""
         with self._lock:
+            self._rounds += 1
+            stall = self._stalls(self._rounds) if self._stalls is not None else 0
+            now = self.wiring.clock.monotonic_ns()
+            away = worked or stall > 0
+            if away:
+                self._away_until = now + max(stall, 0)
             self._inflight -= 1
             self._delivered_at = self.wiring.transfers
+            return away
+
+    def stall_callbacks(self, stalls: Callable[[int], int] | None) -> None:
+        """Keep the poll thread away from epoll after some callback rounds, as a busy host
+        would: after round ``n`` (counting from 1) it comes back ``stalls(n)`` ns later, and
+        the edges that fell meanwhile make one callback. Deterministic in virtual time (the
+        reader's wait moves the clock to the stall's end); None stops stalling."""
+        with self._lock:
+            self._stalls = stalls
 
     def _requeue(self, channel: int, rounds: int) -> None:
         """Rounds not run yet go back, ahead of the edges that fell meanwhile."""
@@ -516,6 +546,11 @@ class EmulatedRpiGpio:
         stuck DRDY is still detected); in real time edges come by themselves."""
         clock = self.wiring.clock
         if not isinstance(clock, VirtualClock):
+            return
+        with self._lock:
+            away_until = self._away_until
+        if clock.monotonic_ns() < away_until:
+            clock.sleep_until(away_until)  # the stalled poll thread comes back then
             return
         with self._lock:
             if self._inflight or any(w.queue for w in self._watches.values()):
