@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 from pathlib import Path
 
@@ -35,7 +36,9 @@ def test_start_status_stop(fake: FakeDaemon) -> None:
     r = fake.run("status", "default")
     assert r.code == 0, r.err
     row = r.out.splitlines()[1].split()
-    assert row[:5] == ["default", "RUNNING", "1h02m05s", "931250", "3"]
+    # The fake started 3725 s before the call; a busy host may take seconds to get there.
+    assert row[:2] == ["default", "RUNNING"] and row[3:5] == ["931250", "3"]
+    assert re.fullmatch(r"1h0[23]m\d\ds", row[2]), row[2]
     assert "eeg_filtered(1)" in r.out
     assert "ADS1299 x1 via mock (emulator), 8 channels at 250 SPS" in r.out
 
