@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 GRPC   ?= 127.0.0.1:50051
 WS     ?= 127.0.0.1:9001
 
-.PHONY: run test lint typecheck unit bench proto clean system-deps test-deploy
+.PHONY: run test lint typecheck unit bench bench-host proto clean system-deps test-deploy
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "eegpi needs Python >= 3.11"'
@@ -58,6 +58,11 @@ test-deploy: $(VENV)/.installed-deploy
 
 bench: $(VENV)/.installed
 	$(PY) -m bench
+
+# Real-time checks whose outcome depends on how promptly this host schedules the reader (the
+# RPi.GPIO fallback's labels under load): run on a quiet host or a Pi, not in CI.
+bench-host: $(VENV)/.installed
+	$(VENV)/bin/pytest -m host_timing tests -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
