@@ -112,13 +112,24 @@ class GatedDaemon:
         """``eegpi --grpc DAEMON ARGS`` running in the background (stdout, stderr piped)."""
         base = {k: v for k, v in os.environ.items() if not k.startswith("EEGPI_")}
         return subprocess.Popen(
-            [sys.executable, "-m", "eegpi", "--grpc", self.daemon.grpc_target, *args],
+            [sys.executable, "-c", _AS_IN_A_TERMINAL, "--grpc", self.daemon.grpc_target, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
             env=base,
         )
+
+
+_AS_IN_A_TERMINAL = (
+    "import runpy, signal, sys; "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'eegpi'; "
+    "runpy.run_module('eegpi', run_name='__main__', alter_sys=True)"
+)
+"""``python -m eegpi`` with Ctrl-C as a terminal delivers it. A suite started in the background
+(``nohup make test &``) hands its children SIGINT ignored, and a Python started that way never
+turns SIGINT into KeyboardInterrupt: the Ctrl-C tests would test the launcher, not the CLI."""
 
 
 def finished(proc: subprocess.Popen[str], timeout: float = _WAIT_S) -> Run:
