@@ -56,6 +56,19 @@ def _bytes_of(values: Any) -> list[int]:
     return out
 
 
+class _Flag:
+    """A boolean attribute of SpiDev backed by one bit of the SPI mode word (like py-spidev's)."""
+
+    def __init__(self, bit: int, name: str) -> None:
+        self.bit, self.name = bit, name
+
+    def __get__(self, obj: EmulatedSpiDev | None, owner: type | None = None) -> Any:
+        return self if obj is None else bool(obj._flags & self.bit)
+
+    def __set__(self, obj: EmulatedSpiDev, value: bool) -> None:
+        obj._flag(self.bit, value, self.name)
+
+
 class EmulatedSpiDev:
     """Behaves like ``spidev.SpiDev`` on a Pi whose SPI buses reach the emulated chips."""
 
@@ -128,45 +141,11 @@ class EmulatedSpiDev:
             raise TypeError("The mode attribute must be an integer between 0 and 3.")
         self._set_flags((self._flags & ~(_CPOL | _CPHA)) | value)
 
-    @property
-    def cshigh(self) -> bool:
-        return bool(self._flags & _CS_HIGH)
-
-    @cshigh.setter
-    def cshigh(self, value: bool) -> None:
-        self._flag(_CS_HIGH, value, "cshigh")
-
-    @property
-    def lsbfirst(self) -> bool:
-        return bool(self._flags & _LSB_FIRST)
-
-    @lsbfirst.setter
-    def lsbfirst(self, value: bool) -> None:
-        self._flag(_LSB_FIRST, value, "lsbfirst")
-
-    @property
-    def threewire(self) -> bool:
-        return bool(self._flags & _3WIRE)
-
-    @threewire.setter
-    def threewire(self, value: bool) -> None:
-        self._flag(_3WIRE, value, "3wire")
-
-    @property
-    def loop(self) -> bool:
-        return bool(self._flags & _LOOP)
-
-    @loop.setter
-    def loop(self, value: bool) -> None:
-        self._flag(_LOOP, value, "loop")
-
-    @property
-    def no_cs(self) -> bool:
-        return bool(self._flags & _NO_CS)
-
-    @no_cs.setter
-    def no_cs(self, value: bool) -> None:
-        self._flag(_NO_CS, value, "no_cs")
+    cshigh = _Flag(_CS_HIGH, "cshigh")
+    lsbfirst = _Flag(_LSB_FIRST, "lsbfirst")
+    threewire = _Flag(_3WIRE, "3wire")
+    loop = _Flag(_LOOP, "loop")
+    no_cs = _Flag(_NO_CS, "no_cs")
 
     @property
     def bits_per_word(self) -> int:
