@@ -73,13 +73,10 @@ def _pump(proc: subprocess.Popen[str], d: Daemon) -> None:
     d._queue.put(None)
 
 
-def start_daemon(
-    *extra: str,
-    pipelines: Path | None = None,
-    autostart: tuple[str, ...] = ("default",),
-    env: dict[str, str] | None = None,
-) -> Daemon:
-    """Start `eegpi serve --mock` on port 0 for gRPC and WebSocket; wait for its ready line."""
+def serve_command(
+    *extra: str, pipelines: Path | None = None, autostart: tuple[str, ...] = ("default",)
+) -> list[str]:
+    """`eegpi serve --mock` on port 0 for gRPC and WebSocket, with these pipelines."""
     cmd = [
         sys.executable,
         "-m",
@@ -96,6 +93,17 @@ def start_daemon(
     for name in autostart:
         cmd += ["--autostart", name]
     cmd += list(extra)
+    return cmd
+
+
+def start_daemon(
+    *extra: str,
+    pipelines: Path | None = None,
+    autostart: tuple[str, ...] = ("default",),
+    env: dict[str, str] | None = None,
+) -> Daemon:
+    """Start `eegpi serve --mock` on port 0 for gRPC and WebSocket; wait for its ready line."""
+    cmd = serve_command(*extra, pipelines=pipelines, autostart=autostart)
     proc = subprocess.Popen(
         cmd,
         stderr=subprocess.PIPE,

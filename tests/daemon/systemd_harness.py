@@ -12,14 +12,13 @@ import queue
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.conftest import REPO, Daemon, _pump
+from tests.conftest import Daemon, _pump, serve_command
 
 LISTENING_RE = re.compile(r"eegpi listening: grpc ([\d.]+):(\d+), websocket ws://[^:]+:(\d+)/")
 WAIT_S = 60.0
@@ -88,26 +87,12 @@ def serve_under_notify(
 ) -> Iterator[tuple[Daemon, NotifySocket]]:
     """`eegpi serve --mock` with NOTIFY_SOCKET and WATCHDOG_USEC, once it has bound its ports."""
     sock = NotifySocket(tmp_path / "notify.sock")
-    cmd = [
-        sys.executable,
-        "-m",
-        "eegpi",
-        "serve",
-        "--mock",
-        "--grpc",
-        "127.0.0.1:0",
-        "--ws",
-        "127.0.0.1:0",
-        "--pipelines",
-        str(pipelines or REPO / "pipelines"),
-    ]
+    args = list(extra)
     if config is not None:
         cfg = tmp_path / "eegpi.yaml"
         cfg.write_text(config)
-        cmd += ["--config", str(cfg)]
-    for name in autostart:
-        cmd += ["--autostart", name]
-    cmd += list(extra)
+        args += ["--config", str(cfg)]
+    cmd = serve_command(*args, pipelines=pipelines, autostart=autostart)
     env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_PID", "NOTIFY_SOCKET")}
     env.update(NOTIFY_SOCKET=str(sock.path), WATCHDOG_USEC=str(int(watchdog_s * 1e6)))
     proc = subprocess.Popen(

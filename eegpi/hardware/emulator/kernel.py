@@ -210,18 +210,8 @@ class EmulatedSpiDev:
         got = self._transaction(values, speed_hz, delay_usecs)
         return tuple(got) if isinstance(data, tuple) else got
 
-    def xfer2(
-        self,
-        data: Iterable[int],
-        speed_hz: int = 0,
-        delay_usecs: int = 0,
-        bits_per_word: int = 0,
-    ) -> Any:
-        """One CS-low transaction, CS held throughout; returns a list (a tuple for a tuple)."""
-        values = _bytes_of(data)
-        self._check_block(values)
-        got = self._transaction(values, speed_hz, delay_usecs)
-        return tuple(got) if isinstance(data, tuple) else got
+    xfer2 = xfer
+    """py-spidev's xfer2 is the same single CS-low transaction as its xfer on a Pi."""
 
     def xfer3(
         self,
