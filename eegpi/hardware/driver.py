@@ -279,8 +279,9 @@ class Ads1299(ChainShape):
     def start(self) -> None:
         """Start conversions, then enter RDATAC; DRDY first falls after 4 tDR + 9 tCLK.
 
-        START goes first: RDATAC mode decodes nothing but SDATAC, and RDATAC is safe to send
-        right after START because no DRDY can fall within the settling time.
+        START goes first (in RDATAC the chip still honours START, but ignores register access
+        until SDATAC), and RDATAC is safe to send right after START because no DRDY can fall
+        within the settling time.
         """
         if "start" in self.link.pins.available:
             self.link.pins.set("start", True)
