@@ -50,6 +50,9 @@ class _NullPublisher:
     def retract(self, topic: str) -> None:
         pass
 
+    def flush(self) -> None:
+        pass
+
 
 def _self_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -71,6 +71,9 @@ class LoopPublisher:
     def retract(self, topic: str) -> None:
         self._put(("retract", topic, None))
 
+    def flush(self) -> None:
+        """Every operation already wakes the loop when needed; nothing waits here."""
+
     def _put(self, op: _Op) -> None:
         with self._lock:
             if op[0] == "publish":

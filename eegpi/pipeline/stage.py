@@ -49,6 +49,9 @@ class TopicPublisher(Protocol):
     def retract(self, topic: str) -> None:
         """The topic's producer stopped; subscribers stay subscribed and wait for it."""
 
+    def flush(self) -> None:
+        """End of a pipeline tick: hand over what the tick published, with one wake-up."""
+
 
 class NullPublisher:
     """A publisher that discards everything: for running stages outside the daemon."""
@@ -60,6 +63,9 @@ class NullPublisher:
         pass
 
     def retract(self, topic: str) -> None:
+        pass
+
+    def flush(self) -> None:
         pass
 
 

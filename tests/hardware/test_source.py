@@ -212,17 +212,31 @@ def test_blocks_coalesce_at_high_rates(runner: SourceRunner) -> None:
     assert np.median([b.n_samples for b in blocks]) >= 32
 
 
-def test_low_rate_blocks_stay_small_in_real_time(runner: SourceRunner) -> None:
-    src = runner.open(mock_config(realtime=True, stamp_index=True))
-    blocks: list[Block] = runner.collect(src, 100, timeout=2.0)
-    # Returned as soon as a frame is there: a block holds what came since the last read,
-    # one frame unless the host held the reader up (a loaded host may; never a whole period's
-    # worth of waiting by design).
-    assert np.median([b.n_samples for b in blocks]) <= 2
+@pytest.mark.parametrize(("tick_ms", "frames"), [(0.0, 1), (8.0, 3), (20.0, 6)])
+def test_low_rate_blocks_hold_one_tick_in_real_time(
+    runner: SourceRunner, tick_ms: float, frames: int
+) -> None:
+    src = runner.open(mock_config(realtime=True, stamp_index=True), tick_ms=tick_ms)
+    assert src.params.tick_frames == frames
+    blocks: list[Block] = runner.collect(src, 40 * frames, timeout=2.0)
+    # A tick waits for the frames due within tick_ms of its first one (250 SPS: 1 + 250 *
+    # tick_ms / 1000), then runs on what arrived: bigger only when the host held the reader
+    # up, smaller only at a lost conversion.
+    sizes = [b.n_samples for b in blocks]
+    if frames == 1:
+        assert np.median(sizes) <= 2
+    else:
+        assert np.median(sizes) >= frames
     for b in blocks:  # every sample is the conversion its seq names; gaps are counted
         assert np.array_equal(b.data[:, 0], b.seq + np.arange(b.n_samples))
     stats = src.stats()
     assert stats.samples_acquired + stats.samples_dropped == blocks[-1].end_seq
+
+
+@pytest.mark.parametrize("tick_ms", [-1, 51, "8", True])
+def test_tick_ms_out_of_range_is_refused(tick_ms: object) -> None:
+    with pytest.raises(ValueError, match=r"tick_ms: .* from 0 to 50"):
+        Ads1299SourceParams(tick_ms=tick_ms)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("mode", ["thread", "process"])

@@ -33,18 +33,25 @@ class RecordingPublisher:
         self.blocks: dict[str, list[Block]] = {}
         self.declared: dict[str, StreamMeta] = {}
         self.retracted: list[str] = []
+        self.flushes = 0
+        self.ops: list[str] = []
         self.enough = threading.Event()
 
     def declare(self, topic: str, meta: StreamMeta) -> None:
         self.declared[topic] = meta
 
     def publish(self, topic: str, block: Block) -> None:
+        self.ops.append(topic)
         self.blocks.setdefault(topic, []).append(block)
         if sum(b.n_samples for b in self.blocks[topic]) >= self.want:
             self.enough.set()
 
     def retract(self, topic: str) -> None:
         self.retracted.append(topic)
+
+    def flush(self) -> None:
+        self.ops.append("|")
+        self.flushes += 1
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,22 @@ def test_blocks_flow_through_the_dag_with_fan_out() -> None:
     snap = runner.snapshot()
     assert snap.error == "" and snap.stats.samples_acquired >= 1000
     assert snap.stats.samples_dropped == 0
+
+
+def test_the_publisher_is_flushed_once_per_tick_after_every_sink_published() -> None:
+    pub = RecordingPublisher(want=300)
+    runner = PipelineRunner(parse_pipeline(_spec()), StageContext("t", VIRTUAL, pub))
+    runner.open()
+    runner.start()
+    try:
+        assert pub.enough.wait(30), "no data reached the sinks"
+    finally:
+        runner.stop()
+    ticks = "".join(op if op == "|" else op[0] for op in pub.ops).split("|")
+    assert ticks[-1] == "", "something was published after the last flush"
+    # one flush per tick, and each tick published both topics before it
+    assert all(sorted(tick) == ["l", "r"] for tick in ticks[:-1]), ticks[:5]
+    assert pub.flushes == len(pub.blocks["raw"]) == len(pub.blocks["low"])
 
 
 def test_a_failing_stage_is_named_and_everything_is_closed(boom_registered: None) -> None:

@@ -2,11 +2,12 @@
 ``decimate``.
 
 Every filter is designed once in ``open`` as second-order sections at the input's sample rate
-and then run with :func:`scipy.signal.sosfilt`, carrying the per-channel state ``zi`` from one
-block to the next. The state is initialised from the first sample of the stream (the filter's
-step-response steady state scaled by that sample), so a stream that starts at a DC offset shows
-no start-up transient. Because the state is carried, filtering a stream block by block gives the
-same output as filtering it in one call, whatever the block sizes (zero-sample blocks included).
+and then run through :class:`~eegpi.pipeline.stages.sos.SosState` (scipy's ``sosfilt`` kernel
+without its per-call validation), carrying the per-channel state from one block to the next.
+The state is initialised from the first sample of the stream (the filter's step-response
+steady state scaled by that sample), so a stream that starts at a DC offset shows no start-up
+transient. Because the state is carried, filtering a stream block by block gives the same
+output as filtering it in one call, whatever the block sizes (zero-sample blocks included).
 
 A gap in ``seq`` (samples lost upstream) does not reset the state: the filter continues as if
 the missing samples had never existed. The gap itself stays visible in ``seq`` and is counted
@@ -35,6 +36,7 @@ from scipy import signal
 from eegpi.exc import ConfigError, StageError
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import Stage, StageContext
+from eegpi.pipeline.stages.sos import SosState
 from eegpi.stream import Block, StreamMeta
 
 __all__ = [
@@ -107,7 +109,7 @@ class FilterStage(Stage):
     def __init__(self, name: str, params: Any) -> None:
         super().__init__(name, params)
         self._sos: FloatArray = np.zeros((0, 6))
-        self._zi: FloatArray | None = None
+        self._state: SosState | None = None
         self._n_channels = 0
 
     @abstractmethod
@@ -122,21 +124,18 @@ class FilterStage(Stage):
     def open(self, inputs: Mapping[str, StreamMeta], ctx: StageContext) -> Mapping[str, StreamMeta]:
         meta = single_input(inputs)
         self._sos = self.design(float(meta.sample_rate))
-        self._zi = None
         self._n_channels = len(meta.channels)
+        self._state = SosState(self._sos, self._n_channels)
         return {"out": meta}
 
     def process(self, inputs: Mapping[str, Block]) -> Mapping[str, Block]:
         block = inputs.get("in")
         if block is None:
             return {}
-        x = _as_float_samples(block, self._n_channels, self.name)
-        if x.shape[0] == 0:
-            return {"out": block.derive(np.zeros((0, self._n_channels)))}
-        if self._zi is None:
-            self._zi = signal.sosfilt_zi(self._sos)[:, :, np.newaxis] * x[0][np.newaxis, np.newaxis]
-        y, self._zi = signal.sosfilt(self._sos, x, axis=0, zi=self._zi)
-        return {"out": block.derive(y)}
+        assert self._state is not None, "process before open"
+        if block.data.shape[1] != self._n_channels:
+            _as_float_samples(block, self._n_channels, self.name)  # raises, naming the stage
+        return {"out": block.derive(self._state.apply(block.data))}
 
 
 def _check_order(order: object) -> None:
@@ -294,6 +293,7 @@ class Decimate(Stage):
         self._b: FloatArray = np.ones(1)
         self._a: FloatArray = np.ones(1)
         self._sos: FloatArray | None = None
+        self._state: SosState | None = None
         self._zi: FloatArray | None = None
         self._in_rate = 0.0
         self._out_meta: StreamMeta | None = None
@@ -311,16 +311,15 @@ class Decimate(Stage):
             self._a = np.ones(1)
         self._zi = None
         self._n_channels = len(meta.channels)
+        self._state = SosState(self._sos, self._n_channels) if self._sos is not None else None
         # total factor from the acquired stream, when decimate stages are chained
         extra = {**meta.extra, "decimation": int(meta.extra.get("decimation", 1)) * p.factor}
         self._out_meta = meta.with_changes(sample_rate=self._in_rate / p.factor, extra=extra)
         return {"out": self._out_meta}
 
     def _filter(self, x: FloatArray) -> FloatArray:
-        if self._sos is not None:
-            if self._zi is None:
-                self._zi = signal.sosfilt_zi(self._sos)[:, :, np.newaxis] * x[0]
-            y, self._zi = signal.sosfilt(self._sos, x, axis=0, zi=self._zi)
+        if self._state is not None:
+            y = self._state.apply(x)
         else:
             if self._zi is None:
                 self._zi = signal.lfilter_zi(self._b, self._a)[:, np.newaxis] * x[0]

@@ -2,8 +2,10 @@
 
 ``read`` hands out blocks of int32 counts (samples x channels). A block never spans a gap: a
 missed DRDY, a frame dropped from a full ring or a frame failing the status-word check makes
-the next block's ``seq`` jump. At high rates ``read`` waits a few milliseconds to gather frames
-into one block; at low rates it returns as soon as a frame is there.
+the next block's ``seq`` jump. The pipeline ticks at a cadence, not per sample: ``read`` waits
+until the frames that arrived span ``tick_ms`` (3 samples at 250 SPS, 129 at 16 kSPS with the
+default 8 ms), so the cost of a tick is spread over several samples while no sample waits more
+than ``tick_ms`` for it. ``tick_ms: 0`` runs the pipeline on every frame (closed-loop uses).
 
 Counters (:meth:`Ads1299Source.stats`), kept by the stage itself so they survive stop and
 close: ``samples_acquired`` is the samples handed downstream by ``read``; ``samples_dropped``
@@ -50,8 +52,12 @@ from eegpi.stream import Block, StreamMeta
 
 __all__ = ["Ads1299Source", "Ads1299SourceParams"]
 
-_COALESCE_S = 0.003
-"""At most this much extra latency to gather frames into one block."""
+TICK_MS_DEFAULT = 8.0
+"""Default ``tick_ms``: below the broker's default 10 ms batching latency, so a message still
+leaves with its oldest sample under 10 ms old."""
+TICK_MS_MAX = 50.0
+_TICK_MARGIN_S = 0.002
+"""Extra wait for a tick's last frame before running on what arrived (a conversion was lost)."""
 _RT_PRIORITY = 50
 """SCHED_FIFO priority the acquisition thread asks for (pi backend)."""
 _EMULATOR_NICE = -15
@@ -94,8 +100,23 @@ class Ads1299SourceParams:
     lead_off: bool | Mapping[str, Any] = False
     """Lead-off detection on normal inputs: True for DC 6 nA at 95 %, or
     ``{current: 6nA|24nA|6uA|24uA, threshold_pct: 95.0, frequency: dc}``."""
+    tick_ms: float = TICK_MS_DEFAULT
+    """Longest a sample waits for the pipeline to run on it, 0..50 ms: the pipeline runs once
+    per this much signal instead of once per sample (0: once per frame)."""
+
+    @property
+    def tick_frames(self) -> int:
+        """Frames one tick waits for: the first plus those due within ``tick_ms``."""
+        return 1 + int(self.sample_rate * self.tick_ms / 1000.0)
 
     def __post_init__(self) -> None:
+        tick = self.tick_ms
+        number = isinstance(tick, int | float) and not isinstance(tick, bool)
+        if not number or not 0 <= tick <= TICK_MS_MAX:
+            raise ValueError(
+                f"tick_ms: {tick!r} is not a number of milliseconds from 0 to {TICK_MS_MAX:g}"
+            )
+        object.__setattr__(self, "tick_ms", float(tick))
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int):
             raise ValueError(f"sample_rate: {self.sample_rate!r} is not an integer")
         DataRate.from_sps(self.sample_rate)
@@ -343,14 +364,17 @@ class Ads1299Source(SourceStage):
         acq = self._acq
         if acq is None:
             return None
-        rate = self.params.sample_rate
+        want = self.params.tick_frames
+        # One wait per tick: the frames of a tick arrive within want / rate of the previous
+        # tick's end; the margin only matters when a conversion was lost.
+        span = want / self.params.sample_rate + _TICK_MARGIN_S
         deadline = time.monotonic() + timeout
         while True:
-            if acq.wait(1, max(0.0, deadline - time.monotonic())) == 0:
-                return None
-            if rate > 500:
-                # Gather up to ~4 ms of frames, waiting at most _COALESCE_S more.
-                acq.wait(max(1, int(rate * 0.004)), _COALESCE_S)
+            left = deadline - time.monotonic()
+            if acq.wait(want, max(0.0, min(span, left))) == 0:
+                if left <= span:
+                    return None
+                continue
             self._split(acq)
             if self._pending:
                 return self._emit()
