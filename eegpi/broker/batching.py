@@ -1,11 +1,19 @@
 """Cutting a topic's block stream into data messages: latency-bounded, size-capped, gap-aware.
 
-The batcher is pure logic (no event loop, no sockets): it is fed blocks with their arrival time
-and returns the chunks that must leave now; the hub arms a timer for :attr:`Batcher.due_at`.
+The batcher is pure logic (no event loop, no sockets): it is fed blocks with the wall-clock time
+they reached the hub and returns the chunks that must leave now; the hub arms a timer for
+:attr:`Batcher.due_at` (Unix seconds) when samples wait.
 
 Rules (SPEC §6):
-- a chunk leaves when its oldest sample has waited ``max_latency_ms`` since it arrived, or when
-  it holds ``cap`` samples (a big block is split into full chunks, the rest waits);
+- a chunk leaves when its oldest sample is ``max_latency_ms`` old, measured from that sample's
+  own DRDY time (``Block.timestamp`` plus its offset over the rate), so time the sample already
+  spent upstream (an upstream tick of several samples) counts; it never waits longer than
+  ``max_latency_ms`` after reaching the hub either, whatever clock the timestamps come from;
+- it leaves at once when the next sample could not reach the hub before that deadline: the
+  next block is expected as many sample periods after this one as this one holds (upstream
+  ticks are regular), plus :data:`NEXT_SAMPLE_ALLOWANCE_S`. At 250 SPS and 10 ms that makes
+  messages of 2-3 samples and no timer at all in steady state;
+- it leaves when it holds ``cap`` samples (a big block is split into full chunks);
 - samples in one chunk are always contiguous: a block whose ``seq`` does not continue the
   pending samples first flushes them, so a gap shows as a ``seq`` jump between messages.
 """
@@ -20,12 +28,21 @@ import numpy.typing as npt
 
 from eegpi.stream import Block
 
-__all__ = ["MAX_MESSAGE_SECONDS", "MAX_MESSAGE_VALUES", "Batcher", "Chunk", "chunk_cap"]
+__all__ = [
+    "MAX_MESSAGE_SECONDS",
+    "MAX_MESSAGE_VALUES",
+    "NEXT_SAMPLE_ALLOWANCE_S",
+    "Batcher",
+    "Chunk",
+    "chunk_cap",
+]
 
 MAX_MESSAGE_SECONDS = 0.1
 """A message never holds more than 100 ms of signal."""
 MAX_MESSAGE_VALUES = 16384
 """Byte budget: at most this many values (64 KiB of float32) in one message."""
+NEXT_SAMPLE_ALLOWANCE_S = 0.001
+"""Jitter allowed for the next block's arrival before waiting for it is judged too late."""
 
 
 def chunk_cap(sample_rate: float, n_channels: int) -> int:
@@ -53,7 +70,7 @@ class _Piece:
     data: npt.NDArray[Any]
     seq: int
     timestamp: float
-    arrival: float
+    arrival: float  # Unix time the block reached the hub
 
 
 class Batcher:
@@ -72,24 +89,29 @@ class Batcher:
 
     @property
     def due_at(self) -> float | None:
-        """Loop time at which the pending samples must leave, None when nothing waits."""
+        """Unix time at which the pending samples must leave, None when nothing waits."""
         if not self._pieces:
             return None
-        return self._pieces[0].arrival + self.max_latency_s
+        first = self._pieces[0]
+        return min(first.timestamp, first.arrival) + self.max_latency_s
 
     def add(self, block: Block, now: float) -> list[Chunk]:
-        """Take a block that arrived at ``now``; returns the chunks that must leave now."""
+        """Take a block that reached the hub at ``now`` (Unix seconds); returns what leaves now."""
         out: list[Chunk] = []
-        if block.n_samples == 0:
+        n = block.n_samples
+        if n == 0:
             return out
         if self._pieces and block.seq != self._end_seq():
             out.extend(self.flush())
         self._pieces.append(_Piece(block.data, block.seq, block.timestamp, now))
-        self._pending += block.n_samples
+        self._pending += n
         while self._pending >= self.cap:
             out.append(self._take(self.cap))
-        if self._pieces and self.max_latency_s <= 0:
-            out.extend(self.flush())
+        if self._pieces:
+            next_arrival = now + n / self.sample_rate + NEXT_SAMPLE_ALLOWANCE_S
+            due = self.due_at
+            if due is not None and next_arrival > due:
+                out.extend(self.flush())
         return out
 
     def poll(self, now: float) -> list[Chunk]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,7 +158,7 @@ class TopicHub:
             entry.meta = block.meta  # equal value: keep the identity check on the fast path
         if block.n_samples == 0 or not entry.groups:
             return
-        now = asyncio.get_running_loop().time()
+        now = time.time()  # the batcher's deadlines are in the samples' own clock
         for group in list(entry.groups.values()):
             if group.batcher is not None:
                 self._emit(entry, group, group.batcher.add(block, now))
@@ -308,14 +309,15 @@ class TopicHub:
             return
         due = group.batcher.due_at
         if due is not None:
-            group.timer = asyncio.get_running_loop().call_at(due, self._on_due, entry, group)
+            delay = max(0.0, due - time.time())  # Unix time to the loop's monotonic clock
+            group.timer = asyncio.get_running_loop().call_later(delay, self._on_due, entry, group)
 
     def _on_due(self, entry: _Topic, group: _Group) -> None:
         group.timer = None
         if group.batcher is None:
             return
         # A timer may fire a clock tick early; treat "within 1 ms" as due.
-        now = asyncio.get_running_loop().time() + 0.001
+        now = time.time() + 0.001
         self._emit(entry, group, group.batcher.poll(now))
         self._arm(entry, group)
 

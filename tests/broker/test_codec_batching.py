@@ -68,15 +68,22 @@ def test_batcher_waits_for_latency_then_sends_what_is_pending() -> None:
 
 
 def test_batcher_splits_at_cap_and_keeps_the_rest_with_its_arrival() -> None:
-    batcher = Batcher(250.0, 4, 0.010)
+    batcher = Batcher(250.0, 4, 1.0)
     chunks = batcher.add(make_block(0, 60), now=1.0)
     assert [(c.seq, c.n_samples) for c in chunks] == [(0, 25), (25, 25)]
     assert chunks[1].timestamp == pytest.approx(make_block(25, 1).timestamp)
-    assert batcher.pending_samples == 10 and batcher.due_at == pytest.approx(1.010)
+    assert batcher.pending_samples == 10 and batcher.due_at == pytest.approx(2.0)
+
+
+def test_the_rest_of_a_split_block_leaves_when_the_next_block_comes_too_late() -> None:
+    batcher = Batcher(250.0, 4, 0.010)
+    chunks = batcher.add(make_block(0, 60), now=1.0)  # the next block is 240 ms away
+    assert [(c.seq, c.n_samples) for c in chunks] == [(0, 25), (25, 25), (50, 10)]
+    assert batcher.due_at is None
 
 
 def test_batcher_never_joins_samples_across_a_gap() -> None:
-    batcher = Batcher(250.0, 4, 0.010)
+    batcher = Batcher(250.0, 4, 0.100)
     batcher.add(make_block(0, 3), now=0.0)
     [flushed] = batcher.add(make_block(5, 3), now=0.001)
     assert (flushed.seq, flushed.n_samples) == (0, 3)
@@ -87,3 +94,56 @@ def test_batcher_never_joins_samples_across_a_gap() -> None:
 def test_zero_latency_sends_every_block_at_once() -> None:
     batcher = Batcher(META.sample_rate, 4, 0.0)
     assert [c.n_samples for c in batcher.add(make_block(0, 3), now=0.0)] == [3]
+
+
+# ---- deadlines from sample time (times below are Unix seconds, as Block.timestamp) ---------
+
+T0 = make_block(0, 1).timestamp  # sample seq s was taken at T0 + s / 250
+
+
+def test_deadline_counts_from_the_samples_own_time_not_its_arrival() -> None:
+    batcher = Batcher(250.0, 4, 0.020)
+    # Two samples reach the hub 6 ms after the first was taken (one upstream tick of two).
+    assert batcher.add(make_block(0, 2), now=T0 + 0.006) == []
+    assert batcher.due_at == pytest.approx(T0 + 0.020)
+    assert batcher.poll(T0 + 0.0199) == []
+    [chunk] = batcher.poll(T0 + 0.020)
+    assert (chunk.seq, chunk.n_samples) == (0, 2)
+
+
+def test_a_block_that_arrives_past_its_deadline_leaves_at_once() -> None:
+    batcher = Batcher(250.0, 4, 0.010)
+    [chunk] = batcher.add(make_block(0, 3), now=T0 + 0.011)
+    assert (chunk.seq, chunk.n_samples) == (0, 3)
+    assert batcher.due_at is None
+
+
+def test_sends_now_when_the_next_sample_cannot_arrive_in_time() -> None:
+    """250 SPS, 10 ms, one sample per tick 1 ms after its DRDY: messages of 2-3, no timer."""
+    batcher = Batcher(250.0, 4, 0.010)
+    sent: list[tuple[int, int]] = []
+    for seq in range(12):
+        now = T0 + seq / 250.0 + 0.0005
+        sent += [(c.seq, c.n_samples) for c in batcher.add(make_block(seq, 1), now=now)]
+        due = batcher.due_at
+        # The next sample arrives before the deadline whenever the batcher waits for it.
+        assert due is None or now + 1 / 250.0 <= due
+    assert sent == [(0, 3), (3, 3), (6, 3), (9, 3)]
+
+
+def test_ticks_of_several_samples_are_sent_when_the_next_tick_comes_too_late() -> None:
+    """Upstream ticks of 3 samples (12 ms at 250 SPS): every tick leaves at once."""
+    batcher = Batcher(250.0, 4, 0.010)
+    for tick in range(4):
+        seq = 3 * tick
+        now = T0 + (seq + 2) / 250.0 + 0.001  # the tick ends with its newest sample
+        [chunk] = batcher.add(make_block(seq, 3), now=now)
+        assert (chunk.seq, chunk.n_samples) == (seq, 3)
+
+
+def test_a_timestamp_from_another_clock_never_holds_samples_past_their_arrival() -> None:
+    batcher = Batcher(250.0, 4, 0.010)
+    # Sample time one hour ahead of the host clock: the arrival bound still applies.
+    block = make_block(0, 1, t0=T0 + 3600.0)
+    assert batcher.add(block, now=T0) == []
+    assert batcher.due_at == pytest.approx(T0 + 0.010)

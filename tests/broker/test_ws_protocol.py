@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -108,7 +109,8 @@ async def test_250_sps_at_10_ms_gives_small_messages(broker: Broker) -> None:
 
         async def produce() -> None:  # one sample per 4 ms, like the chip at 250 SPS
             for seq in range(100):
-                broker.hub.publish("eeg", make_block(seq, 1))
+                # Stamped when published: the batching deadline counts from sample time.
+                broker.hub.publish("eeg", make_block(seq, 1, t0=time.time() - seq / 250.0))
                 await asyncio.sleep(0.004)
 
         producer = asyncio.create_task(produce())
