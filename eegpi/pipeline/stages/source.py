@@ -404,14 +404,28 @@ class Ads1299Source(SourceStage):
             self._taken_end = int(raw.seq[-1]) + 1
         decoded = decode_frames(raw.frames, self._snapshot.chips, self._snapshot.channels_per_chip)
         valid = decoded.valid
-        if not valid.all():
+        all_valid = bool(valid.all())
+        if not all_valid:
             self._corrupt += int((~valid).sum())
             self._check_alignment(decoded.status, valid)
+            if valid.any():
+                self._last_status = decoded.status[np.flatnonzero(valid)[-1]]
         else:
             self._bad_run = 0
-        if valid.any():
-            self._last_status = decoded.status[np.flatnonzero(valid)[-1]]
+            if len(valid):
+                self._last_status = decoded.status[-1]
         seq = raw.seq
+        n = len(seq)
+        if n and all_valid and int(seq[-1]) - int(seq[0]) == n - 1:  # the usual tick: one run
+            self._pending.append(
+                Block(
+                    data=decoded.counts,
+                    seq=int(seq[0]),
+                    timestamp=(int(raw.edge_ns[0]) + self._offset_ns) / 1e9,
+                    meta=self._meta,
+                )
+            )
+            return
         # Run boundaries: a slot gap, or an invalid frame (dropped, so its slot becomes a gap).
         breaks = np.flatnonzero((np.diff(seq) != 1) | ~valid[1:] | ~valid[:-1]) + 1
         for run in np.split(np.arange(len(seq)), breaks):
