@@ -1,11 +1,17 @@
 """The hand-off from the pipeline thread to the event loop that owns the hub.
 
 Sinks run on the pipeline runner's thread and must never wait on the network. They call
-:class:`LoopPublisher`, which appends to a bounded deque under a short lock and, only when the
-deque was empty, schedules one drain callback on the loop. Under overload the oldest block is
-dropped and counted; the hub then sees a ``seq`` jump, so subscribers see the loss as a gap.
-Declare and retract travel through the same deque, so the loop applies every operation in the
-order the pipeline made it.
+:class:`LoopPublisher`, which appends to a bounded deque under a short lock. Waking the loop
+(``call_soon_threadsafe``: a write to the loop's self-pipe and a pass of its selector) costs more
+than the hand-off itself, so it happens at most once per pipeline tick for all topics: the
+runner calls :meth:`LoopPublisher.flush` at the end of every tick, and from then on that
+thread's publishes only collect and its flush schedules one drain. A thread that never flushes
+keeps the simple rule: a publish wakes the loop unless a drain is already scheduled. Declare and
+retract are rare and always wake it (a stage closing after the last tick needs no flush).
+
+Under overload the oldest block is dropped and counted; the hub then sees a ``seq`` jump, so
+subscribers see the loss as a gap. Declare and retract travel through the same deque, so the
+loop applies every operation in the order the pipeline made it.
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class LoopPublisher:
         self._lock = threading.Lock()
         self._ops: deque[_Op] = deque()
         self._blocks = 0  # publish ops in _ops; declare/retract are rare and never dropped
+        self._scheduled = False  # a drain is on its way to the loop
+        self._ticking = threading.local()  # .on: this thread flushes at the end of its ticks
         self._dropped = 0
         self._dropped_samples = 0
 
@@ -63,35 +71,51 @@ class LoopPublisher:
         return self._dropped_samples
 
     def declare(self, topic: str, meta: StreamMeta) -> None:
-        self._put(("declare", topic, meta))
+        self._put(("declare", topic, meta), wake=True)
 
     def publish(self, topic: str, block: Block) -> None:
-        self._put(("publish", topic, block))
+        self._put(("publish", topic, block), wake=not getattr(self._ticking, "on", False))
 
     def retract(self, topic: str) -> None:
-        self._put(("retract", topic, None))
+        self._put(("retract", topic, None), wake=True)
 
     def flush(self) -> None:
-        """Every operation already wakes the loop when needed; nothing waits here."""
+        """End of a tick: the loop gets what this thread published, with at most one wake-up.
 
-    def _put(self, op: _Op) -> None:
+        The first call marks the calling thread as one that flushes, so from then on its
+        publishes wait for its flush instead of each waking the loop.
+        """
+        self._ticking.on = True
+        with self._lock:
+            wake = bool(self._ops) and not self._scheduled
+            self._scheduled = self._scheduled or wake
+        if wake:
+            self._wake()
+
+    def _put(self, op: _Op, *, wake: bool) -> None:
         with self._lock:
             if op[0] == "publish":
                 if self._blocks >= self._max_pending:
                     self._drop_oldest_block()
                 self._blocks += 1
-            was_empty = not self._ops
             self._ops.append(op)
-        if was_empty:
-            try:
-                self._loop.call_soon_threadsafe(self._drain)
-            except RuntimeError:  # loop closed: the daemon is shutting down
-                with self._lock:
-                    for pending in self._ops:
-                        if pending[0] == "publish":
-                            self._count_drop(pending[2])
-                    self._ops.clear()
-                    self._blocks = 0
+            wake = wake and not self._scheduled
+            self._scheduled = self._scheduled or wake
+        if wake:
+            self._wake()
+
+    def _wake(self) -> None:
+        """Schedule one drain; called by the thread that set ``_scheduled``."""
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # loop closed: the daemon is shutting down
+            with self._lock:
+                for pending in self._ops:
+                    if pending[0] == "publish":
+                        self._count_drop(pending[2])
+                self._ops.clear()
+                self._blocks = 0
+                self._scheduled = False
 
     def _drop_oldest_block(self) -> None:
         """Called with the lock held and the deque full of blocks."""
@@ -112,6 +136,7 @@ class LoopPublisher:
         with self._lock:
             ops, self._ops = self._ops, deque()
             self._blocks = 0
+            self._scheduled = False
         for kind, topic, payload in ops:
             try:
                 if kind == "publish":

@@ -70,3 +70,114 @@ async def test_full_deque_drops_the_oldest_block_and_counts_it() -> None:
         ("publish", "eeg", 18),
         ("retract", "eeg", None),
     ]
+
+
+class CountingLoop:
+    """The loop, with a count of the wake-ups asked of it from other threads."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.wakeups = 0
+
+    def call_soon_threadsafe(self, callback, *args):  # type: ignore[no-untyped-def]
+        self.wakeups += 1
+        return self._loop.call_soon_threadsafe(callback, *args)
+
+
+class AppliedHub(TopicHub):
+    """Lets a producer thread wait until the loop has applied its publishes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.applied: list[tuple[str, int]] = []
+        self.changed = threading.Condition()
+
+    def declare(self, topic, meta):  # type: ignore[no-untyped-def]
+        super().declare(topic, meta)
+        with self.changed:
+            self.applied.append((topic, -1))
+            self.changed.notify_all()
+
+    def publish(self, topic, block):  # type: ignore[no-untyped-def]
+        super().publish(topic, block)
+        with self.changed:
+            self.applied.append((topic, block.seq))
+            self.changed.notify_all()
+
+    def wait_applied(self, count: int) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: len(self.applied) >= count, 10)
+
+
+async def test_one_wake_up_per_tick_for_all_topics() -> None:
+    hub = AppliedHub()
+    loop = CountingLoop(asyncio.get_running_loop())
+    publisher = LoopPublisher(loop, hub)  # type: ignore[arg-type]
+    topics = ("a", "b", "c")
+    per_tick: list[tuple[int, int]] = []  # wake-ups asked by the publishes, then by the flush
+
+    def pipeline_thread() -> None:
+        for topic in topics:
+            publisher.declare(topic, META)
+        publisher.flush()
+        hub.wait_applied(len(topics))
+        for tick in range(20):
+            before = loop.wakeups
+            for topic in topics:
+                publisher.publish(topic, make_block(tick, 1))
+            after_publish = loop.wakeups
+            publisher.flush()
+            per_tick.append((after_publish - before, loop.wakeups - after_publish))
+            hub.wait_applied(len(topics) * (tick + 2))  # the loop drained this tick
+
+    await asyncio.to_thread(pipeline_thread)
+    assert per_tick == [(0, 1)] * 20
+    assert hub.applied[len(topics) :] == [(t, tick) for tick in range(20) for t in topics]
+    assert publisher.dropped == 0
+
+
+async def test_publishes_of_a_thread_that_never_flushes_still_reach_the_hub() -> None:
+    hub = AppliedHub()
+    publisher = LoopPublisher(asyncio.get_running_loop(), hub)
+
+    def producer() -> None:
+        for seq in range(5):
+            publisher.publish("eeg", make_block(seq, 1))
+
+    await asyncio.to_thread(producer)
+    await asyncio.to_thread(hub.wait_applied, 6)  # the first publish declares the topic
+    assert hub.applied == [("eeg", -1)] + [("eeg", seq) for seq in range(5)]
+
+
+async def test_a_tick_beyond_the_bound_drops_its_oldest_blocks_and_counts_them() -> None:
+    hub = RecordingHub()
+    publisher = LoopPublisher(asyncio.get_running_loop(), hub, max_pending=3)
+    publisher.declare("eeg", META)
+    publisher.flush()  # this thread now runs ticks: publishes wait for its flush
+    for i in range(10):  # the loop is busy running this test: nothing drains until we yield
+        publisher.publish("eeg", make_block(i * 2, 2))
+    publisher.flush()
+    assert publisher.dropped == 7 and publisher.dropped_samples == 14
+    assert hub.stats.handoff_samples_dropped == 14
+    publisher.retract("eeg")
+    await asyncio.wait_for(hub.seen.wait(), 5)
+    assert hub.calls == [
+        ("declare", "eeg", None),
+        ("publish", "eeg", 14),
+        ("publish", "eeg", 16),
+        ("publish", "eeg", 18),
+        ("retract", "eeg", None),
+    ]
+
+
+def test_blocks_flushed_to_a_closed_loop_are_counted_as_dropped() -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    hub = TopicHub()
+    publisher = LoopPublisher(loop, hub)
+    publisher.flush()
+    publisher.publish("eeg", make_block(0, 3))
+    publisher.publish("eeg", make_block(3, 2))
+    publisher.flush()
+    assert publisher.dropped == 2 and publisher.dropped_samples == 5
+    assert hub.stats.handoff_samples_dropped == 5
