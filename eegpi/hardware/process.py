@@ -6,9 +6,11 @@ conversions. A child process has its own interpreter, so nothing in the daemon c
 frame read; the frames reach the daemon through a :class:`~eegpi.hardware.ring.FrameRing` in
 shared memory, which costs no system call per frame.
 
-The child is started with the ``spawn`` method (the daemon runs gRPC threads, which ``fork``
-would copy in an undefined state). It opens the SPI device itself (the daemon never does in this
-mode), then obeys commands on a pipe::
+The child is spawned (the daemon runs gRPC threads, which ``fork`` would copy in an undefined
+state) as a :class:`~eegpi.hardware.spawn.LightProcess`: it imports the driver, the loop and,
+for the ``mock`` backend, the emulator, never the daemon's modules, and no resource tracker runs
+beside it. It opens the SPI device itself (the daemon never does in this mode), then obeys
+commands on a pipe::
 
     daemon                                   acquisition process
     open()      spawn  ------------------->  open_device(cfg, chips)
@@ -24,6 +26,8 @@ mode), then obeys commands on a pipe::
 Errors raised in the child come back as (type name, args) and are raised again in the daemon as
 the same eegpi exception with the same message. The child exits by itself when the daemon goes
 away (end of file on the pipe, or a new parent PID), so an orphan never keeps the SPI device.
+The names of the ring's semaphores and segment are removed as soon as both processes hold them
+(:mod:`eegpi.hardware.shm`), so a crash of either leaves nothing in /dev/shm.
 """
 
 from __future__ import annotations
@@ -49,6 +53,8 @@ from eegpi.hardware.acquisition import Acquisition, default_capacity
 from eegpi.hardware.config import DeviceConfig
 from eegpi.hardware.driver import Ads1299, DeviceSnapshot
 from eegpi.hardware.ring import FrameRing, RawFrames, RingCounts, RingHandle, RingSync
+from eegpi.hardware.shm import remove_stale
+from eegpi.hardware.spawn import LightProcess
 
 __all__ = [
     "OPEN_TIMEOUT_S",
@@ -163,7 +169,7 @@ class AcquisitionProcess:
         self.chips = chips
         self.open_timeout_s = open_timeout_s
         self.reply_timeout_s = reply_timeout_s
-        self._sync = RingSync.shared(_CTX)
+        self._sync: RingSync | None = None
         self._conn: Connection | None = None
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._ring: FrameRing | None = None
@@ -192,11 +198,13 @@ class AcquisitionProcess:
         """
         if self._proc is not None:
             raise RuntimeError("acquisition process already open")
+        remove_stale()  # names an earlier daemon, killed at the wrong moment, left behind
+        self._sync = sync = RingSync.shared()
         parent_conn, child_conn = _CTX.Pipe()
         level = logging.getLogger("eegpi").getEffectiveLevel()
-        proc = _CTX.Process(
+        proc = LightProcess(
             target=child_main,
-            args=(self.cfg, self.chips, child_conn, self._sync, os.getpid(), level),
+            args=(self.cfg, self.chips, child_conn, sync, os.getpid(), level),
             name="eegpi-acquisition",
             daemon=True,  # multiprocessing ends it if the daemon exits without close()
         )
@@ -209,6 +217,8 @@ class AcquisitionProcess:
             child_conn.close()
             self._abandon()
             raise
+        finally:
+            sync.unlink()  # the child opened the semaphores before it answered
         assert isinstance(reply, DeviceSnapshot)
         self.snapshot = reply
         return reply
@@ -251,7 +261,10 @@ class AcquisitionProcess:
         order = StartOrder(
             ring.handle(), sample_rate, priority, lossless, stuck_timeout_s, cpus, nice
         )
-        reply = self._request(("start", order), "start acquisition")
+        try:
+            reply = self._request(("start", order), "start acquisition")
+        finally:
+            ring.unlink()  # the child has mapped it (or never will)
         assert isinstance(reply, StartReply)
         self.started = reply
         self._acquiring = True
@@ -290,6 +303,8 @@ class AcquisitionProcess:
 
         Never raises: it runs at shutdown, and the ring is unlinked whatever the child does.
         """
+        if self._sync is not None:
+            self._sync.unlink()
         try:
             if self._conn is not None:
                 conn, self._conn = self._conn, None
@@ -332,6 +347,13 @@ class AcquisitionProcess:
 
     def _child_alive(self) -> bool:
         return self._proc is not None and self._proc.is_alive()
+
+    def child_modules(self) -> list[str]:
+        """The modules the child has imported (sorted), to check it stays light: the spawned
+        interpreter should hold the driver and the emulator, never scipy, grpc or the daemon."""
+        reply = self._request(("modules",), "list its modules")
+        assert isinstance(reply, list)
+        return reply
 
     # --- the pipe ----------------------------------------------------------------------------
 
@@ -509,6 +531,7 @@ def child_main(
     """Entry point of the acquisition process (spawned; never call it in the daemon)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the daemon decides
     signal.signal(signal.SIGTERM, _on_sigterm)
+    sync.unlink()  # opened when this process unpickled them; the daemon may be gone already
     _child_logging(log_level)
     send = _Sender(conn)
     child: _Child | None = None
@@ -589,6 +612,7 @@ class _Child:
             "configure": self._configure,
             "start": self._start,
             "stop": self.stop_acquisition,
+            "modules": lambda: sorted(sys.modules),
         }
         while True:
             message = self._next_command()
@@ -636,6 +660,7 @@ class _Child:
     def _start(self, order: StartOrder) -> StartReply:
         self.stop_acquisition()
         ring = FrameRing.attach(order.ring, self.sync)
+        ring.unlink()  # both processes map it now
         try:
             acq = Acquisition(
                 self.device,

@@ -1,7 +1,7 @@
 """A single-producer / single-consumer ring of raw frames, in process or in shared memory.
 
 One flat buffer holds everything, so the same code serves a thread (a ``bytearray``) and a
-separate acquisition process (``multiprocessing.shared_memory``)::
+separate acquisition process (a shared-memory :class:`~eegpi.hardware.shm.Segment`)::
 
     counters  int64 x 8   written, taken, frames read, missed, overflowed, want, blocked, done
     seq       int64 x capacity   sample slot of each entry
@@ -19,24 +19,25 @@ Wake-ups cost nothing per frame: the consumer writes how many frames it wants (`
 sleeps on a :class:`Signal`; the producer posts it only when that many are waiting, once. The
 same handshake (``blocked`` and a second signal) lets a lossless producer sleep while the ring is
 full. Counters other than ``written`` and ``taken`` are plain statistics, stored without the lock.
+
+Across processes the lock and the signals are named semaphores and the buffer a named segment;
+each name is removed as soon as both processes hold it (:meth:`FrameRing.unlink`,
+:meth:`RingSync.unlink`), so a crash of either leaves nothing in /dev/shm.
 """
 
 from __future__ import annotations
 
-import contextlib
-import secrets
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing import shared_memory
-from multiprocessing.context import BaseContext
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from eegpi.exc import HardwareError
+from eegpi.hardware.shm import NamedSemaphore, Segment
 
 __all__ = ["FrameRing", "RawFrames", "RingCounts", "RingHandle", "RingSync", "Signal"]
 
@@ -103,11 +104,7 @@ class Signal:
 
 @dataclass
 class RingSync:
-    """The lock and the two events of one ring.
-
-    ``multiprocessing`` primitives can only reach a child as arguments of the ``Process`` they
-    were made for, so they travel apart from :class:`RingHandle`, which may be sent later.
-    """
+    """The lock and the two events of one ring (picklable when :meth:`shared`)."""
 
     lock: _Lock
     wake: Signal
@@ -121,9 +118,17 @@ class RingSync:
         return cls(threading.Lock(), Signal(threading.Semaphore(0)), Signal(threading.Semaphore(0)))
 
     @classmethod
-    def shared(cls, ctx: BaseContext) -> RingSync:
-        """Primitives a child process of ``ctx`` can use."""
-        return cls(ctx.Lock(), Signal(ctx.Semaphore(0)), Signal(ctx.Semaphore(0)))
+    def shared(cls) -> RingSync:
+        """Named semaphores another process opens by unpickling this; :meth:`unlink` their
+        names once it has."""
+        return cls(NamedSemaphore(1, 1), Signal(NamedSemaphore()), Signal(NamedSemaphore()))
+
+    def unlink(self) -> None:
+        """Remove the semaphores' names (both processes keep using them); idempotent, and
+        nothing to do for thread primitives."""
+        for sem in (self.lock, self.wake._sem, self.space._sem):
+            if isinstance(sem, NamedSemaphore):
+                sem.unlink()
 
 
 @dataclass(frozen=True)
@@ -173,14 +178,15 @@ class FrameRing:
             frame_len: bytes per frame (27 per chip).
             sync: lock and events; default: thread primitives (in-process use).
             shared: put the buffer in shared memory, for a producer in another process;
-                this ring then owns the segment and unlinks it in :meth:`close`.
+                this ring then owns the segment's name and removes it in :meth:`unlink` (or
+                :meth:`close`).
         """
         if capacity < 1 or frame_len < 1:
             raise ValueError(f"ring of {capacity} x {frame_len} bytes is empty")
         self.capacity = capacity
         self.frame_len = frame_len
         self.sync = sync or RingSync.local()
-        self._shm: shared_memory.SharedMemory | None = None
+        self._shm: Segment | None = None
         self._owner = False
         size = _size(capacity, frame_len)
         buf: Any
@@ -233,6 +239,12 @@ class FrameRing:
         """Map a ring another process created; :meth:`close` unmaps it without unlinking."""
         return cls(handle.capacity, handle.frame_len, sync=sync, _attach=handle.name)
 
+    def unlink(self) -> None:
+        """Remove the segment's name once both processes have mapped it (either may call
+        this): the mappings stay, and nothing is left in /dev/shm whichever process dies."""
+        if self._shm is not None:
+            self._shm.unlink()
+
     def prefault(self) -> None:
         """Touch every page of the entries, so the producer's first pass through the ring
         takes no page faults (each costs microseconds at 16000 SPS). Only on a ring never
@@ -255,7 +267,7 @@ class FrameRing:
         if self._shm is not None:
             self._shm.close()
             if self._owner:
-                _unlink(self._shm)
+                self._shm.unlink()
 
     # --- producer ----------------------------------------------------------------------------
 
@@ -434,27 +446,21 @@ class _held:
         self._lock.release()
 
 
-def _create_shm(size: int) -> shared_memory.SharedMemory:
-    name = f"eegpi-ring-{secrets.token_hex(6)}"
+def _create_shm(size: int) -> Segment:
     try:
-        return shared_memory.SharedMemory(name=name, create=True, size=size)
+        return Segment.create(size)
     except OSError as exc:
         raise HardwareError(
             exc.errno,
-            f"cannot create the {size}-byte shared-memory ring /dev/shm/{name}: {exc.strerror}; "
+            f"cannot create the {size}-byte shared-memory ring in /dev/shm: {exc.strerror}; "
             "is /dev/shm mounted and writable (systemd: PrivateDevices/ProtectSystem keep it)?",
         ) from exc
 
 
-def _open_shm(name: str) -> shared_memory.SharedMemory:
+def _open_shm(name: str) -> Segment:
     try:
-        return shared_memory.SharedMemory(name=name)
+        return Segment.attach(name)
     except OSError as exc:
         raise HardwareError(
             exc.errno, f"cannot attach the shared-memory ring /dev/shm/{name}: {exc.strerror}"
         ) from exc
-
-
-def _unlink(shm: shared_memory.SharedMemory) -> None:
-    with contextlib.suppress(FileNotFoundError):  # already gone: nothing leaks
-        shm.unlink()

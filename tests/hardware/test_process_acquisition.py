@@ -13,7 +13,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,17 +75,6 @@ def _exited(pid: int, timeout: float) -> bool:
         return bool(ready)
     finally:
         os.close(fd)
-
-
-def _eventually(check: Callable[[], bool], timeout: float) -> bool:
-    """For state with no event to wait on (a file another process removes)."""
-    deadline = time.monotonic() + timeout
-    tick = threading.Event()
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        tick.wait(0.02)
-    return True
 
 
 # --- the ring ---------------------------------------------------------------------------------
@@ -157,7 +146,8 @@ def test_a_finished_producer_ends_the_wait() -> None:
 
 
 def test_shared_ring_attaches_by_handle_and_unlinks_on_close() -> None:
-    sync = RingSync.shared(multiprocessing.get_context("spawn"))
+    sync = RingSync.shared()
+    sync.unlink()  # this process holds them: the names are not needed
     ring = FrameRing(32, 27, sync=sync, shared=True)
     name = ring.name
     assert name is not None and (SHM / name).exists()
@@ -395,13 +385,25 @@ def test_close_survives_a_child_that_cannot_be_killed(
     assert not proc.is_alive()
 
 
+def _names_of(pid: int) -> list[str]:
+    """Segment and semaphore names in /dev/shm that process ``pid`` created."""
+    return [
+        f.name
+        for f in SHM.iterdir()
+        if f.name.removeprefix("sem.").startswith(f"eegpi-{pid}-")
+        or f.name.startswith(f"eegpi-ring-{pid}-")
+    ]
+
+
 def test_close_leaves_no_process_and_no_segment(procs: list[AcquisitionProcess]) -> None:
     p = _open(procs, mock_config(acquisition="process"))
     p.configure(_settings(1000))
     p.start(1000, lossless=True)
     assert p.wait(100, 10.0) >= 100
     pid, name = p.pid, p._ring.name if p._ring else None
-    assert pid is not None and name is not None and (SHM / name).exists()
+    assert pid is not None and name is not None
+    # Both processes hold the ring and its semaphores: their names are gone already.
+    assert not (SHM / name).exists() and _names_of(os.getpid()) == []
     p.close()
     p.close()
     assert _exited(pid, 0.0)
@@ -439,6 +441,60 @@ _ORPHAN = textwrap.dedent(
     """
 )
 
+_EMBEDDED = textwrap.dedent(
+    """
+    import os
+    from pathlib import Path
+    from eegpi.ads1299.settings import chain_settings
+    from eegpi.hardware.config import DeviceConfig, EmulatorConfig
+    from eegpi.hardware.process import AcquisitionProcess
+
+    # A program that uses eegpi as a library, without the `if __name__ == "__main__"` guard
+    # multiprocessing's spawn asks for, after importing what the daemon imports.
+    import grpc, scipy.signal, websockets  # noqa: F401
+
+    p = AcquisitionProcess(DeviceConfig(backend="mock", emulator=EmulatorConfig(realtime=True)))
+    p.open()
+    p.configure(chain_settings(sample_rate=250, gain=24, input="normal", srb2=False,
+                               chips=1, channels_per_chip=8))
+    p.start(250)
+    assert p.wait(1, 10.0) >= 1
+    me = os.getpid()
+    kids = Path(f"/proc/{me}/task/{me}/children").read_text().split()
+    for kid in kids:
+        print("child", Path(f"/proc/{kid}/cmdline").read_text().replace(chr(0), " "))
+    print("modules", " ".join(p.child_modules()))
+    print("names", " ".join(f.name for f in Path("/dev/shm").iterdir() if str(me) in f.name))
+    p.close()
+    print("closed")
+    """
+)
+
+
+def test_the_child_imports_only_acquisition_and_runs_alone(tmp_path: Path) -> None:
+    """The spawned child loads the driver and the emulator, not the parent's modules (scipy,
+    grpc, websockets, the daemon) nor its ``__main__``; no resource tracker runs beside it; and
+    while it acquires no name of the ring is left in /dev/shm to leak."""
+    script = tmp_path / "embedded.py"
+    script.write_text(_EMBEDDED)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert done.returncode == 0, done.stderr
+    lines = {line.split(" ", 1)[0]: line for line in done.stdout.splitlines()}
+    assert lines.get("closed") == "closed", done.stdout + done.stderr
+    children = [line for line in done.stdout.splitlines() if line.startswith("child ")]
+    assert len(children) == 1 and "spawn_main" in children[0], children
+    modules = set(lines["modules"].split()[1:])
+    assert {"eegpi.hardware.acquisition", "eegpi.hardware.emulator", "numpy"} <= modules
+    heavy = ("scipy", "grpc", "websockets", "eegpi.daemon", "eegpi.pipeline", "eegpi.rpc")
+    assert [m for m in modules if m.split(".")[0] in heavy or m.startswith(heavy)] == []
+    assert lines["names"].split()[1:] == []
+
 
 def test_the_child_exits_when_the_daemon_dies(tmp_path: Path) -> None:
     script = tmp_path / "daemon_stand_in.py"
@@ -453,12 +509,12 @@ def test_the_child_exits_when_the_daemon_dies(tmp_path: Path) -> None:
     try:
         assert parent.stdout is not None
         child_pid, name = parent.stdout.readline().split()
-        assert (SHM / name).exists()
+        assert name.startswith(f"eegpi-ring-{parent.pid}-")
         parent.kill()
         parent.wait(10)
         assert _exited(int(child_pid), 10.0), "the orphaned acquisition process kept running"
-        # The dead daemon's resource tracker unlinks the segment once the child is gone too.
-        assert _eventually(lambda: not (SHM / name).exists(), 10.0)
+        # Nothing to unlink: the names went when both processes held them.
+        assert not (SHM / name).exists() and _names_of(parent.pid) == []
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -11,10 +11,10 @@ from collections.abc import Generator
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal as sps
 
 from eegpi.ads1299.registers import Mux
 from eegpi.hardware.config import EmulatorConfig
+from eegpi.hardware.emulator.iir import BlockFilter
 
 __all__ = ["FCLK_HZ", "ChannelPlan", "SignalGenerator", "shorted_noise_uv"]
 
@@ -25,12 +25,11 @@ _NOISE_G1 = {250: 1.08, 500: 1.53, 1000: 2.17, 2000: 3.06, 4000: 4.33, 8000: 6.9
 _NOISE_G24 = {250: 0.14, 500: 0.20, 1000: 0.28, 2000: 0.40, 4000: 0.56, 8000: 0.80, 16000: 1.66}
 _NOISE_250 = {1: 1.08, 2: 0.57, 4: 0.31, 6: 0.23, 8: 0.20, 12: 0.16, 24: 0.14}
 
-# A classic 1/f approximation (three poles); its white-to-output gain is measured below.
+# A classic 1/f approximation (three poles); its white-to-output gain is computed below.
 _PINK_B = np.array([0.049922035, -0.095993537, 0.050612699, -0.004408786])
 _PINK_A = np.array([1.0, -2.494956002, 2.017265875, -0.522189400])
-_PINK_RMS = float(
-    np.sqrt(np.sum(sps.lfilter(_PINK_B, _PINK_A, np.r_[1.0, np.zeros(1 << 14)]) ** 2))
-)
+_PINK = BlockFilter(_PINK_B, _PINK_A)
+_PINK_RMS = float(np.sqrt(_PINK.power_gain()))
 
 
 def shorted_noise_uv(gain: int, rate: int) -> float:
@@ -95,7 +94,7 @@ class SignalGenerator:
         self._rng = np.random.default_rng(cfg.seed)
         self._phase = self._rng.uniform(0, 2 * np.pi, channels)
         self._offset = self._rng.normal(0.0, cfg.offset_uv / 2, channels) + cfg.offset_uv
-        self._zi = np.zeros((len(_PINK_A) - 1, channels))
+        self._zi = _PINK.zeros(channels)
 
     def volts(
         self, start: int, n: int, period_s: float, plan: ChannelPlan
@@ -121,7 +120,7 @@ class SignalGenerator:
         t: npt.NDArray[np.float64] = (start + np.arange(n, dtype=np.float64))[:, None] * period_s
         white = self._rng.standard_normal((n, self._channels))
         yield
-        pink, self._zi = sps.lfilter(_PINK_B, _PINK_A, white, axis=0, zi=self._zi)
+        pink, self._zi = yield from _PINK.steps(white, self._zi)
         yield
         alpha = np.sin(2 * np.pi * cfg.alpha_hz * t + self._phase)
         yield
