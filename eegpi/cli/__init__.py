@@ -174,6 +174,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix", metavar="DIR", default="/", help="install under this root (default /)"
     )
     files.add_argument("--dry-run", action="store_true", help="only say what would change")
+    native = sub.add_parser(
+        "build-native",
+        help="compile the native acquisition reader (device.reader: native) for this machine",
+        description="Compile the C acquisition reader that ships with eegpi for this machine's "
+        "CPU with its C compiler (cc, or $CC), next to the package (or into --output). Run it "
+        "after installing or upgrading eegpi, as the owner of the installation; the daemon "
+        "never compiles.",
+    )
+    native.set_defaults(func=_cmd_build_native)
+    native.add_argument(
+        "--output", metavar="DIR", help="write the library here (then set EEGPI_NATIVE_LIB)"
+    )
+    native.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="only build when the library is missing, older than its source or of another ABI",
+    )
 
     p = add("status", cmd_status, "state and counters of one pipeline, or of all")
     p.add_argument("name", metavar="NAME", nargs="?", default="", help="pipeline (default: all)")
@@ -265,6 +282,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from eegpi.daemon.app import serve_main
 
     return serve_main(args)
+
+
+def _cmd_build_native(args: argparse.Namespace) -> int:
+    from eegpi.cli.commands import cmd_build_native
+
+    return cmd_build_native(args)
 
 
 def _cmd_install_files(args: argparse.Namespace) -> int:

@@ -23,7 +23,15 @@ from eegpi.status import PipelineStatus
 from eegpi.v1 import control_pb2 as pb
 from eegpi.v1 import device_pb2 as dpb
 
-__all__ = ["cmd_device", "cmd_pipelines", "cmd_start", "cmd_status", "cmd_stop", "cmd_topics"]
+__all__ = [
+    "cmd_build_native",
+    "cmd_device",
+    "cmd_pipelines",
+    "cmd_start",
+    "cmd_status",
+    "cmd_stop",
+    "cmd_topics",
+]
 
 
 def _client(args: argparse.Namespace) -> ControlClient:
@@ -233,3 +241,26 @@ def cmd_device(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def cmd_build_native(args: argparse.Namespace) -> int:
+    """``eegpi build-native``: compile the native reader; prints ``built PATH`` or
+    ``up to date: PATH`` (the Ansible role reports a change on the first)."""
+    from pathlib import Path
+
+    from eegpi.exc import HardwareError
+    from eegpi.hardware.native.build import build_library, library_file, stale_reason
+
+    output = Path(args.output) if args.output else None
+    try:
+        if args.if_stale and stale_reason(output) is None:
+            print(f"up to date: {library_file(output)}")
+            return EXIT_OK
+        path = build_library(output)
+    except HardwareError as exc:
+        print(f"eegpi build-native: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"built {path}")
+    if output is not None:
+        print(f"the daemon loads it with EEGPI_NATIVE_LIB={path}")
+    return EXIT_OK

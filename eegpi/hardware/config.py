@@ -13,6 +13,7 @@ __all__ = [
     "DeviceConfig",
     "EmulatorConfig",
     "GpioLibrary",
+    "ReaderKind",
     "StallPoint",
     "TimingMode",
 ]
@@ -23,6 +24,7 @@ GpioLibrary = Literal["auto", "gpiod", "rpigpio"]
 StallPoint = Literal["events", "before", "during", "after"]
 TimingMode = Literal["record", "raise"]
 BoardProfile = Literal["pieeg", "pieeg16", "daisy", "custom"]
+ReaderKind = Literal["python", "native", "auto"]
 
 BOARD_PINS: dict[str, dict[str, int]] = {
     "pieeg": {"drdy": 26, "cs": 8},
@@ -203,12 +205,24 @@ class DeviceConfig:
     hands frames over in a shared-memory ring, because a thread in the daemon shares the GIL with
     the pipeline and the event loop and misses conversions at 8000-16000 SPS. ``thread``: in
     the daemon's process (holds 250-2000 SPS; for tests and debugging)."""
+    reader: ReaderKind = "python"
+    """The acquisition process's DRDY loop: ``python``, ``native`` (the C loop of
+    ``eegpi build-native``: no interpreter per frame, for 8000-16000 SPS on a Pi; gpiod DRDY and
+    one chip-select only) or ``auto`` (native when built and possible, else python, with the
+    reason logged). ``acquisition: thread`` always runs the Python loop."""
     emulator: EmulatorConfig = field(default_factory=EmulatorConfig)
 
     def __post_init__(self) -> None:
         if self.acquisition not in ("process", "thread"):
             raise ValueError(
                 f"device.acquisition: {self.acquisition!r} is not one of process, thread"
+            )
+        if self.reader not in ("python", "native", "auto"):
+            raise ValueError(f"device.reader: {self.reader!r} is not one of python, native, auto")
+        if self.reader == "native" and self.acquisition != "process":
+            raise ValueError(
+                "device.reader: native runs in the acquisition process; set device.acquisition: "
+                "process (or device.reader: python)"
             )
         if self.gpio not in ("auto", "gpiod", "rpigpio"):
             raise ValueError(f"device.gpio: {self.gpio!r} is not one of auto, gpiod, rpigpio")

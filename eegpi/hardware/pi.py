@@ -80,6 +80,11 @@ class SpidevBus:
         self._dev.max_speed_hz = speed_hz
         self._closed = False
 
+    @property
+    def spidev(self) -> SpiDevLike:
+        """The open ``SpiDev`` (its file descriptor serves the native reader)."""
+        return self._dev
+
     def transfer(self, data: bytes | list[int], speed_hz: int, delay_usecs: int = 0) -> list[int]:
         try:
             return self._dev.xfer2(list(data), speed_hz, delay_usecs)
@@ -212,6 +217,11 @@ class GpiodDrdy:
     def __init__(self, request: EdgeRequestLike) -> None:
         self._request = request
         self._closed = False
+
+    @property
+    def request(self) -> EdgeRequestLike:
+        """The line request (its file descriptor serves the native reader)."""
+        return self._request
 
     def wait(self, timeout: float) -> bool:
         return self._request.wait_edge_events(timeout)

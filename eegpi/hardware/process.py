@@ -49,9 +49,10 @@ from typing import Any
 from eegpi import exc as _exc
 from eegpi.ads1299.settings import ChipSettings
 from eegpi.exc import HardwareError
-from eegpi.hardware.acquisition import Acquisition, default_capacity
+from eegpi.hardware.acquisition import default_capacity
 from eegpi.hardware.config import DeviceConfig
 from eegpi.hardware.driver import Ads1299, DeviceSnapshot
+from eegpi.hardware.native import Reader, make_acquisition
 from eegpi.hardware.ring import FrameRing, RawFrames, RingCounts, RingHandle, RingSync
 from eegpi.hardware.shm import remove_stale
 from eegpi.hardware.spawn import LightProcess
@@ -134,6 +135,8 @@ class StartOrder:
     stuck_timeout_s: float | None = None
     cpus: frozenset[int] | None = None
     nice: int | None = None
+    reader: str = "python"
+    """``device.reader``: python, native or auto (:mod:`eegpi.hardware.native`)."""
 
 
 @dataclass(frozen=True)
@@ -259,7 +262,14 @@ class AcquisitionProcess:
         )
         self._ring, self.error = ring, None
         order = StartOrder(
-            ring.handle(), sample_rate, priority, lossless, stuck_timeout_s, cpus, nice
+            ring.handle(),
+            sample_rate,
+            priority,
+            lossless,
+            stuck_timeout_s,
+            cpus,
+            nice,
+            self.cfg.reader,
         )
         try:
             reply = self._request(("start", order), "start acquisition")
@@ -604,7 +614,7 @@ class _Child:
         self.send = send
         self.sync = sync
         self.parent_pid = parent_pid
-        self.acq: Acquisition | None = None
+        self.acq: Reader | None = None
         self.ring: FrameRing | None = None
 
     def serve(self) -> None:
@@ -662,7 +672,8 @@ class _Child:
         ring = FrameRing.attach(order.ring, self.sync)
         ring.unlink()  # both processes map it now
         try:
-            acq = Acquisition(
+            acq = make_acquisition(
+                order.reader,
                 self.device,
                 order.sample_rate,
                 priority=order.priority,

@@ -224,6 +224,13 @@ class FrameRing:
         """Shared-memory segment name, None for an in-process ring."""
         return self._shm.name if self._shm is not None else None
 
+    @property
+    def buffer(self) -> memoryview:
+        """The whole ring in the layout of the module doc, for a producer in native code
+        (:mod:`eegpi.hardware.native`), which keeps the same protocol. Anything that holds a
+        pointer into it must let go before :meth:`close`."""
+        return self._mv
+
     def handle(self) -> RingHandle:
         """What a producer in another process needs to attach (with the same :class:`RingSync`).
 

@@ -376,6 +376,12 @@ class LineRequest:
                     nxt[1].port.chip.idle(nxt[0])  # the chip's spare time: generate ahead
             clock.sleep_until(target)
 
+    def next_edge_ns(self) -> int | None:
+        """When the next edge of this request's DRDY lines falls (None: none will); not in
+        gpiod: the emulator's DRDY pacing for the native reader (``emulator.fdlink``)."""
+        upcoming = [t for line in self._edge_lines if (t := line.next_edge_ns()) is not None]
+        return min(upcoming) if upcoming else None
+
     def read_edge_events(self, max_events: int | None = None) -> list[EdgeEvent]:
         self._check_released()
         self._collect()
