@@ -29,6 +29,7 @@ from eegpi.broker.batching import Batcher, Chunk
 from eegpi.broker.codec import encode_binary_data, encode_json_data
 from eegpi.broker.commands import CommandError, Subscribe
 from eegpi.broker.session import CLOSE_INTERNAL_ERROR, BrokerStats, ClientSession
+from eegpi.broker.wire import DataMessage
 from eegpi.stream import Block, StreamMeta
 
 __all__ = ["MAX_SUBSCRIPTIONS", "TopicHub"]
@@ -51,6 +52,7 @@ class _Group:
     members: dict[ClientSession, None] = field(default_factory=dict)  # insertion-ordered set
     batcher: Batcher | None = None  # None until the topic's meta is known
     timer: asyncio.TimerHandle | None = None
+    timer_due: float | None = None  # the batcher's due_at the timer was armed for
 
     def reset(self, meta: StreamMeta | None) -> None:
         self.cancel_timer()
@@ -63,7 +65,7 @@ class _Group:
     def cancel_timer(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-            self.timer = None
+            self.timer = self.timer_due = None
 
 
 @dataclass(eq=False)
@@ -305,15 +307,18 @@ class TopicHub:
                 self._emit(entry, group, group.batcher.flush())
 
     def _arm(self, entry: _Topic, group: _Group) -> None:
-        if group.timer is not None or group.batcher is None:
+        """Keep one timer for the group's deadline: none when nothing waits, moved when it moves."""
+        due = None if group.batcher is None else group.batcher.due_at
+        if due == group.timer_due:
             return
-        due = group.batcher.due_at
+        group.cancel_timer()
         if due is not None:
             delay = max(0.0, due - time.time())  # Unix time to the loop's monotonic clock
             group.timer = asyncio.get_running_loop().call_later(delay, self._on_due, entry, group)
+            group.timer_due = due
 
     def _on_due(self, entry: _Topic, group: _Group) -> None:
-        group.timer = None
+        group.timer = group.timer_due = None
         if group.batcher is None:
             return
         # A timer may fire a clock tick early; treat "within 1 ms" as due.
@@ -325,10 +330,11 @@ class TopicHub:
         encode = encode_binary_data if group.fmt == "binary" else encode_json_data
         for chunk in chunks:
             payload = encode(entry.name, chunk.seq, chunk.timestamp, chunk.data)
+            message = DataMessage(entry.name, payload, chunk.n_samples)
             self.stats.messages_encoded += 1
             for session in list(group.members):
                 try:
-                    session.deliver(entry.name, payload, chunk.n_samples)
+                    session.deliver(message)
                 except Exception:
                     log.exception("client %s failed to take a message", session.peer)
                     session.disconnect(CLOSE_INTERNAL_ERROR, "internal error")

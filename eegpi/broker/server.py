@@ -44,6 +44,7 @@ from eegpi.broker.commands import (
 )
 from eegpi.broker.hub import TopicHub
 from eegpi.broker.session import CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, ClientSession
+from eegpi.broker.wire import DirectWriter
 
 __all__ = [
     "DATA_PATH",
@@ -339,6 +340,7 @@ class WsServer:
             queue_limit=self.hub.queue_limit,
             stall_timeout_s=self.hub.stall_timeout_s,
             stats=self.hub.stats,
+            write_now=DirectWriter(conn, low_water=WRITE_LIMIT[1]),
         )
         origin = conn.request.headers.get("Origin") if conn.request is not None else None
         log.info("client %s connected (origin %s)", peer, (origin or "none")[:100])

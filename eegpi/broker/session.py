@@ -1,15 +1,18 @@
 """One WebSocket client: its bounded outgoing queue, sender task, loss accounting and stall policy.
 
 The hub hands a session already-encoded messages with :meth:`ClientSession.deliver`, which never
-waits: when the queue is full, or its oldest data message has waited ``max_delay_s``, the oldest
-is dropped and counted. The age bound makes lag visible within the same time at every sample
-rate and batching setting (a count bound alone lasts 25 times longer at 10 messages a second
-than at 250). The sender task alone awaits the socket, so a slow client only ever slows itself;
-the server bounds what may sit unsent below it (see ``eegpi.broker.server``), so a client that
-stops reading turns into queue backlog here within a second or so instead of hiding in kernel
-buffers. When it reads again it first receives ``{"lagged": n, "samples": m}``. A client that
-keeps losing data, or makes no progress at all, for ``stall_timeout_s`` is closed with 1013
-(try again later); one that lost data once and then keeps up stays connected.
+waits. A client that keeps up has nothing queued and an almost empty transport: the message is
+written to it at once (``write_now``, a :class:`~eegpi.broker.wire.DirectWriter`), with no task
+switch, which is most of what a fan-out costs per client. Otherwise it is queued, and when the
+queue is full, or its oldest data message has waited ``max_delay_s``, the oldest is dropped and
+counted. The age bound makes lag visible within the same time at every sample rate and batching
+setting (a count bound alone lasts 25 times longer at 10 messages a second than at 250). The
+sender task alone awaits the socket, so a slow client only ever slows itself; the server bounds
+what may sit unsent below it (see ``eegpi.broker.server``), so a client that stops reading
+turns into queue backlog here within a second or so instead of hiding in kernel buffers. When
+it reads again it first receives ``{"lagged": n, "samples": m}``. A client that keeps losing
+data, or makes no progress at all, for ``stall_timeout_s`` is closed with 1013 (try again
+later); one that lost data once and then keeps up stays connected.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, Protocol
 from websockets.exceptions import ConnectionClosed
 
 from eegpi.broker.codec import encode_control
+from eegpi.broker.wire import DataMessage
 
 __all__ = [
     "CLOSE_INTERNAL_ERROR",
@@ -76,9 +80,7 @@ class BrokerStats:
 
 @dataclass(frozen=True)
 class _Queued:
-    topic: str
-    payload: str | bytes
-    n_samples: int
+    message: DataMessage
     queued_at: float
 
 
@@ -95,10 +97,13 @@ class ClientSession:
         max_delay_s: float = MAX_DELAY_S,
         stats: BrokerStats | None = None,
         clock: Callable[[], float] | None = None,
+        write_now: Callable[[DataMessage], bool] | None = None,
     ) -> None:
         """
         Args:
             clock: seconds, monotonic; the loop's clock by default (tests drive their own).
+            write_now: writes a message at once if the connection can take it without waiting
+                and says whether it did; None sends everything through the sender task.
         """
         if queue_limit < 1:
             raise ValueError(f"queue_limit must be at least 1, got {queue_limit}")
@@ -115,6 +120,7 @@ class ClientSession:
         self._wakeup = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self._clock = clock or self._loop.time
+        self._write_now = write_now
         self._sending_since: float | None = None  # loop time the send in flight started
         self._lagging_since: float | None = None  # first drop of the current lag episode
         self._last_drop = 0.0  # loop time of the latest drop
@@ -138,9 +144,19 @@ class ClientSession:
     def queued(self) -> int:
         return len(self._data)
 
-    def deliver(self, topic: str, payload: str | bytes, n_samples: int) -> None:
-        """Queue a data message; drops the oldest when full. Never waits."""
+    def deliver(self, message: DataMessage) -> None:
+        """Write a data message now, or queue it (dropping the oldest when full). Never waits."""
         if self._close_task is not None:
+            return
+        if (
+            self._write_now is not None
+            and self._sending_since is None
+            and not self._data
+            and not self._control
+            and not self._lag_messages
+            and self._write_now(message)
+        ):
+            self.messages_sent += 1  # nothing queued, nothing lost: no stall to look at
             return
         now = self._clock()
         stale = now - self._max_delay_s
@@ -148,7 +164,7 @@ class ClientSession:
             len(self._data) >= self._queue_limit or self._data[0].queued_at <= stale
         ):
             self._count_drop(self._data.popleft(), now)
-        self._data.append(_Queued(topic, payload, n_samples, now))
+        self._data.append(_Queued(message, now))
         self._wakeup.set()
         self._check_stall(now)
 
@@ -167,7 +183,7 @@ class ClientSession:
 
     def purge(self, topic: str) -> None:
         """Forget queued data of a topic the client unsubscribed from."""
-        self._data = deque(item for item in self._data if item.topic != topic)
+        self._data = deque(item for item in self._data if item.message.topic != topic)
 
     def disconnect(self, code: int, reason: str) -> None:
         """Close the connection from the broker's side (idempotent, never waits)."""
@@ -215,7 +231,7 @@ class ClientSession:
             self._lag_messages = self._lag_samples = 0
             return encode_control(notice)
         if self._data:
-            return self._data.popleft().payload
+            return self._data.popleft().message.payload
         self._lagging_since = None
         return None
 
@@ -228,12 +244,13 @@ class ClientSession:
                 len(self._data) + 1,
             )
         self._last_drop = now
+        n_samples = item.message.n_samples
         self.messages_dropped += 1
-        self.samples_dropped += item.n_samples
+        self.samples_dropped += n_samples
         self._lag_messages += 1
-        self._lag_samples += item.n_samples
+        self._lag_samples += n_samples
         self._stats.messages_dropped += 1
-        self._stats.samples_dropped += item.n_samples
+        self._stats.samples_dropped += n_samples
 
     def _check_stall(self, now: float) -> None:
         if self._lagging_since is not None and now - self._last_drop > self._max_delay_s:

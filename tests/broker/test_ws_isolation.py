@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from eegpi.broker import TopicHub
 from eegpi.broker.server import WsServer
 from eegpi.broker.session import ClientSession
+from eegpi.broker.wire import DataMessage
 from eegpi.stream import StreamMeta
 
 from .conftest import META, TIMEOUT, Broker, make_block, recv_json, start_broker, stop_broker
@@ -261,7 +262,8 @@ async def test_a_client_that_lagged_once_and_keeps_up_is_not_closed() -> None:
 
     def deliver() -> None:
         nonlocal seq
-        session.deliver("eeg", json.dumps({"topic": "eeg", "seq": seq, "data": [[0], [0]]}), 2)
+        payload = json.dumps({"topic": "eeg", "seq": seq, "data": [[0], [0]]})
+        session.deliver(DataMessage("eeg", payload, 2))
         seq += 2
 
     # The client pauses: one message in flight, four queued, the next five are dropped.
@@ -297,7 +299,7 @@ async def test_a_client_that_keeps_losing_data_is_closed_with_1013() -> None:
     # oldest are dropped, again and again; after the stall timeout of that, 1013.
     for step in range(400):
         now[0] += 0.01
-        session.deliver("eeg", json.dumps({"seq": step}), 1)
+        session.deliver(DataMessage("eeg", json.dumps({"seq": step}), 1))
         if step % 2:
             await conn.read()
         if session.closing:

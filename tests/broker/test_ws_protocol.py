@@ -319,3 +319,20 @@ def test_meta_with_numpy_extra_is_json_safe() -> None:
     meta = StreamMeta(250.0, ("a",), "uV", {"gain": np.int64(24), "bands": (1, 4)})
     assert _meta_to_json(meta)["gain"] == 24
     assert _meta_to_json(meta)["bands"] == [1, 4]
+
+
+async def test_a_message_that_leaves_early_takes_its_timer_with_it(broker: Broker) -> None:
+    """No timer wake-up is left behind when a batch leaves before its deadline."""
+    broker.hub.declare("eeg", META)
+    async with broker.client() as ws:
+        await ws.send(json.dumps({"subscribe": "eeg", "max_latency_ms": 20}))
+        await recv_json(ws)
+        group = broker.hub._topics["eeg"].groups[("json", 20.0)]
+        later = time.time() + 3600.0  # deadlines then count from arrival: no host timing
+        broker.hub.publish("eeg", make_block(0, 1, t0=later))  # the next sample has time
+        assert group.timer is not None
+        # Five samples in one block: the next block cannot come within the 20 ms.
+        broker.hub.publish("eeg", make_block(1, 5, t0=later))
+        assert group.timer is None
+        message = await recv_until(ws, is_data)
+        assert (message["seq"], len(message["data"])) == (0, 6)
