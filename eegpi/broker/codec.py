@@ -71,17 +71,18 @@ class BinaryDataMessage:
     """Shape (samples, channels)."""
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+"""One encoder for every message (``json.dumps`` with options builds a new one per call)."""
+
+
 def encode_control(message: dict[str, Any]) -> str:
     """Compact JSON for acks, errors and notices."""
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    return _JSON.encode(message)
 
 
 def _json_rows(data: npt.NDArray[Any]) -> list[list[float | None]]:
     """Rows as Python floats; NaN and infinities become null (JSON has no such numbers)."""
     as_float = np.asarray(data, dtype=np.float64)
-    if np.isfinite(as_float).all():
-        rows: list[list[float | None]] = as_float.tolist()
-        return rows
     finite = np.isfinite(as_float)
     return [
         [value if ok else None for value, ok in zip(row, mask, strict=True)]
@@ -91,8 +92,17 @@ def _json_rows(data: npt.NDArray[Any]) -> list[list[float | None]]:
 
 def encode_json_data(topic: str, seq: int, timestamp: float, data: npt.NDArray[Any]) -> str:
     """``{"topic", "seq", "timestamp", "data"}`` with data as samples x channels."""
-    message = {"topic": topic, "seq": seq, "timestamp": timestamp, "data": _json_rows(data)}
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    message = {
+        "topic": topic,
+        "seq": seq,
+        "timestamp": timestamp,
+        "data": np.asarray(data, dtype=np.float64).tolist(),
+    }
+    try:
+        return _JSON.encode(message)  # finite values, the usual case: no check beforehand
+    except ValueError:
+        message["data"] = _json_rows(data)
+        return _JSON.encode(message)
 
 
 def encode_binary_data(topic: str, seq: int, timestamp: float, data: npt.NDArray[Any]) -> bytes:

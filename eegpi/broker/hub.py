@@ -153,11 +153,13 @@ class TopicHub:
     def publish(self, topic: str, block: Block) -> None:
         """Batch a block (samples x channels) into every group of the topic."""
         entry = self._topics.get(topic)
-        if entry is None or entry.meta is None or block.meta != entry.meta:
-            self.declare(topic, block.meta)  # announces a new or changed meta
-            entry = self._topics[topic]
-        elif block.meta is not entry.meta:
-            entry.meta = block.meta  # equal value: keep the identity check on the fast path
+        meta = block.meta
+        if entry is None or entry.meta is not meta:  # identity first: a field compare costs
+            if entry is None or entry.meta is None or meta != entry.meta:
+                self.declare(topic, meta)  # announces a new or changed meta
+                entry = self._topics[topic]
+            else:
+                entry.meta = meta  # equal value: keep the identity check on the fast path
         if block.n_samples == 0 or not entry.groups:
             return
         now = time.time()  # the batcher's deadlines are in the samples' own clock
