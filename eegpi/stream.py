@@ -6,7 +6,7 @@ device clock, so a sample lost upstream (missed DRDY, full buffer) shows as a ju
 between blocks rather than being hidden. Blocks are immutable: fan-out hands the same read-only
 array to several stages.
 
-Events (markers, planned) will travel beside blocks, aligned by ``seq``, not inside them.
+Events (:class:`Marker`) travel beside blocks, aligned by ``seq``, not inside them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Block", "StreamMeta"]
+__all__ = ["Block", "Marker", "StreamMeta"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,28 @@ class Block:
     def derive(self, data: npt.NDArray[Any], meta: StreamMeta | None = None) -> Block:
         """A block with new data at the same position in the stream."""
         return Block(data=data, seq=self.seq, timestamp=self.timestamp, meta=meta or self.meta)
+
+
+@dataclass(frozen=True)
+class Marker:
+    """An event aligned to the sample stream: a stimulus, a trigger edge, a button press."""
+
+    label: str
+    """What happened, as the sender named it."""
+    seq: int
+    """Stream index (sample slot of the source) of the sample the event belongs to."""
+    timestamp: float
+    """Unix time of the event, on the same clock as ``Block.timestamp``."""
+    source: str
+    """Where it came from: ``grpc``, ``websocket``, ``trigger`` or ``chip_gpio``."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "seq": self.seq,
+            "timestamp": self.timestamp,
+            "source": self.source,
+        }
 
 
 def empty_like(meta: StreamMeta, seq: int, timestamp: float) -> Block:
