@@ -63,6 +63,10 @@ class PipelineStatus:
     samples_dropped: int = 0
     topics: tuple[TopicStatus, ...] = ()
     device: DeviceInfo | None = None
+    sample_rate_measured_hz: float = 0.0
+    """The sample clock (see ``SourceStats``): measured rate, ppm off nominal, fit residual."""
+    clock_ppm: float = 0.0
+    timestamp_residual_us: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,9 @@ class PipelineManager:
             samples_dropped=max(0, stats.samples_dropped),
             topics=topics,
             device=e.device,
+            sample_rate_measured_hz=stats.sample_rate_measured_hz,
+            clock_ppm=stats.clock_ppm,
+            timestamp_residual_us=stats.timestamp_residual_us,
         )
 
     def running(self) -> list[str]:

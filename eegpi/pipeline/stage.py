@@ -127,6 +127,12 @@ class SourceStats:
 
     samples_acquired: int = 0
     samples_dropped: int = 0
+    sample_rate_measured_hz: float = 0.0
+    """The rate the device really samples at, from its edge times (0: not measured yet)."""
+    clock_ppm: float = 0.0
+    """``sample_rate_measured_hz`` against the programmed rate, in parts per million."""
+    timestamp_residual_us: float = 0.0
+    """RMS distance of the edge times from the sample clock's fit (their jitter), in us."""
 
 
 class SourceStage(Stage):

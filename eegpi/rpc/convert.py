@@ -145,6 +145,9 @@ def pipeline_status_to_pb(status: PipelineStatus) -> pb.PipelineStatus:
             for t in status.topics
         ],
         device=device_info_to_pb(status.device) if status.device is not None else None,
+        sample_rate_measured_hz=status.sample_rate_measured_hz,
+        clock_ppm=status.clock_ppm,
+        timestamp_residual_us=status.timestamp_residual_us,
     )
 
 
@@ -158,6 +161,9 @@ def pipeline_status_from_pb(msg: pb.PipelineStatus) -> PipelineStatus:
         samples_dropped=msg.samples_dropped,
         topics=tuple(TopicStatus(name=t.name, subscribers=t.subscribers) for t in msg.topics),
         device=device_info_from_pb(msg.device) if msg.HasField("device") else None,
+        sample_rate_measured_hz=msg.sample_rate_measured_hz,
+        clock_ppm=msg.clock_ppm,
+        timestamp_residual_us=msg.timestamp_residual_us,
     )
 
 

@@ -23,6 +23,9 @@ def test_status_round_trip(state: PipelineState) -> None:
         samples_dropped=7,
         topics=(TopicStatus("eeg_filtered", 2),),
         device=DEVICE,
+        sample_rate_measured_hz=250.025,
+        clock_ppm=100.0,
+        timestamp_residual_us=14.4,
     )
     assert convert.pipeline_status_from_pb(convert.pipeline_status_to_pb(status)) == status
 
