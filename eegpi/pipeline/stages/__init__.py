@@ -2,4 +2,11 @@
 
 from __future__ import annotations
 
-from eegpi.pipeline.stages import convert, filters, sinks, source, spectral  # noqa: F401
+from eegpi.pipeline.stages import (  # noqa: F401
+    convert,
+    filters,
+    lsl,
+    sinks,
+    source,
+    spectral,
+)
