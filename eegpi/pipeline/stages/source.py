@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,7 @@ from eegpi.hardware.driver import Ads1299, DeviceSnapshot, device_report
 from eegpi.hardware.process import AcquisitionProcess
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import SourceStage, SourceStats, StageContext
+from eegpi.safe_yaml import short_repr
 from eegpi.status import DeviceReport
 from eegpi.stream import Block, StreamMeta
 
@@ -63,6 +64,46 @@ _RT_PRIORITY = 50
 _EMULATOR_NICE = -15
 """Nice value the acquisition thread asks for with the real-time emulator (see ``start``)."""
 _GAINS = (1, 2, 4, 6, 8, 12, 24)
+CHANNEL_NAME_MAX = 16
+"""Longest electrode name: a BDF+/EDF+ signal label is 16 ASCII characters."""
+
+
+def _channel_names(value: Any, chips: int) -> tuple[str, ...]:
+    """``channel_names`` checked (one per channel, unique, fits a BDF+ label), as a tuple."""
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise ValueError(
+            f"channel_names: {short_repr(value)} is not a list of names, one per channel"
+        )
+    if len(value) not in {chips * n for n in (4, 6, 8)}:
+        raise ValueError(
+            f"channel_names: a list needs one name per channel ({chips * 8} for {chips} "
+            f"chip(s)), got {len(value)}"
+        )
+    for name in value:
+        if not isinstance(name, str):
+            raise ValueError(
+                f"channel_names: {short_repr(name)} is not a string (quote it in YAML)"
+            )
+        if not name.strip() or name != name.strip():
+            raise ValueError(
+                f"channel_names: {name!r}: a name must not be empty or start or end with a space"
+            )
+        if len(name) > CHANNEL_NAME_MAX:
+            raise ValueError(
+                f"channel_names: {name!r} has {len(name)} characters; at most "
+                f"{CHANNEL_NAME_MAX} fit a BDF+ signal label"
+            )
+        if not all(" " <= c <= "~" for c in name):
+            raise ValueError(
+                f"channel_names: {name!r} is not printable ASCII (BDF+ labels are ASCII)"
+            )
+    repeated = sorted({n for n in value if value.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"channel_names: {', '.join(repeated)} appear(s) more than once; every channel "
+            "needs a name of its own"
+        )
+    return tuple(value)
 
 
 def _check_list(name: str, value: Any, chips: int, ok: Any, allowed: str) -> None:
@@ -103,6 +144,9 @@ class Ads1299SourceParams:
     tick_ms: float = TICK_MS_DEFAULT
     """Longest a sample waits for the pipeline to run on it, 0..50 ms: the pipeline runs once
     per this much signal instead of once per sample (0: once per frame)."""
+    channel_names: Sequence[str] | None = None
+    """Electrode names, one per channel of the whole chain in order (``[Fp1, Fp2, ...]``);
+    unique, 1-16 printable ASCII characters. Default ``ch1`` .. ``chN``."""
 
     @property
     def tick_frames(self) -> int:
@@ -136,6 +180,10 @@ class Ads1299SourceParams:
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not true or false")
         self.test_settings  # noqa: B018 - validates
         self.lead_off_settings  # noqa: B018 - validates
+        if self.channel_names is not None:
+            object.__setattr__(
+                self, "channel_names", _channel_names(self.channel_names, self.chips)
+            )
         # Per-channel lists, for the part the list length implies. Whether chips may differ
         # depends on the board (shared or separate chip-selects): checked when the device opens.
         lengths = [
@@ -284,7 +332,7 @@ class Ads1299Source(SourceStage):
         kinds = tuple(channels[k % len(channels)].input for k in range(n))
         self._meta = StreamMeta(
             sample_rate=float(p.sample_rate),
-            channels=tuple(f"ch{k + 1}" for k in range(n)),
+            channels=tuple(p.channel_names or (f"ch{k + 1}" for k in range(n))),
             units="counts",
             extra={"gain": gains, "vref_v": VREF_V, "input": kinds, "device": "ADS1299"},
         )
@@ -293,6 +341,14 @@ class Ads1299Source(SourceStage):
     def _settings(self, channels_per_chip: int, cfg: DeviceConfig) -> tuple[ChipSettings, ...]:
         """One settings for a daisy chain (its chips share CS and DIN, so channel k of every
         chip must be set alike), one per chip on a board with a chip-select per chip."""
+        names = self.params.channel_names
+        total = self.params.chips * channels_per_chip
+        if names is not None and len(names) != total:
+            raise ConfigError(
+                f"stage {self.name!r}: channel_names: {len(names)} names for the {total} "
+                f"channels of this device ({self.params.chips} chip(s) of {channels_per_chip}); "
+                "give one name per channel"
+            )
         try:
             if cfg.two_chip_selects:
                 return self.params.per_chip(channels_per_chip)
