@@ -15,6 +15,8 @@ $(PY):
 # Editable install with dev tools; re-run when the project metadata or the protos change.
 $(VENV)/.installed: $(PY) pyproject.toml hatch_build.py $(wildcard proto/eegpi/v1/*.proto)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	@# the native acquisition reader, for this machine (device.reader: native; docs/hardware.md)
+	@$(VENV)/bin/eegpi build-native --if-stale || echo "(device.reader: native is unavailable until \`eegpi build-native\` succeeds)"
 	@touch $@
 
 # ansible-core and ansible-lint (the `deploy` extra): only `make test-deploy` needs them.
