@@ -1,16 +1,16 @@
 """Fan-out cost per delivered message: eegpi's TopicHub against a bare ``websockets.broadcast``.
 
 Both sides serve the same stream on 127.0.0.1 to ``N`` clients that run in a separate process,
-so only the server's CPU is counted. A producer thread makes one block per tick at ``--rate``
-(one sample per tick, as the pipeline does at low rates) and hands it to the event loop:
+so only the server's CPU is counted. A producer thread makes one block per tick (``--tick``
+samples at ``--rate``: 2, the pipeline's 8 ms tick at 250 SPS) and hands it to the event loop:
 
 - **eegpi**: through the real ``LoopPublisher`` (``publish`` then ``flush`` once per tick, as
-  the pipeline runner does) into the real ``TopicHub`` and WebSocket server; the hub batches
-  with the default ``max_latency_ms``, encodes once per message and fans out per client.
-- **bare**: one ``call_soon_threadsafe`` per tick; the loop callback ``websockets.broadcast``\\ s
-  the payloads the same batching rule cuts from the same samples (encoded beforehand, so the
-  bare side pays for no batching and no encoding at all) to clients of a plain
-  ``websockets.asyncio.server.serve``.
+  the pipeline runner does) into the real ``TopicHub`` and WebSocket server, subscribers at the
+  default ``max_latency_ms``; the next tick cannot come within that latency, so the batching
+  rule sends every tick as one message at once, and both sides send the same messages.
+- **bare**: one ``call_soon_threadsafe`` per tick; the loop callback hands the tick's message,
+  encoded beforehand (the bare side pays for no encoding at all), to ``websockets.broadcast``
+  for the clients of a plain ``websockets.asyncio.server.serve``.
 
 The figure is the server process's CPU *time* (``getrusage``: user + system, every thread,
 producer thread included on both sides) over the publishing phase divided by the messages the
@@ -18,7 +18,8 @@ clients received; the machine may be shared, and CPU time, unlike wall-clock thr
 not count what other processes take. ``ratio = bare / eegpi`` (1.0 means eegpi costs what a
 bare broadcast costs; the target is at least 0.8). One run, nothing asserted.
 
-    python -m bench.fanout [--clients 10 100] [--seconds 10] [--rate 250] [--format json]
+    python -m bench.fanout [--clients 10 100] [--seconds 10] [--rate 250] [--tick 2]
+                           [--format json|binary]
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ import websockets
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 
 from eegpi.broker import LoopPublisher, TopicHub, start_ws_server
-from eegpi.broker.batching import Batcher
 from eegpi.broker.codec import encode_binary_data, encode_json_data
 from eegpi.broker.commands import DEFAULT_MAX_LATENCY_MS
 from eegpi.stream import Block, StreamMeta
@@ -68,21 +68,21 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _stream(channels: int, ticks: int) -> list[Rows]:
-    """The samples of every tick (one row each), deterministic."""
+def _stream(channels: int, ticks: int, per_tick: int) -> list[Rows]:
+    """The samples of every tick, deterministic."""
     rng = np.random.default_rng(14)
-    return [rng.standard_normal((1, channels)) * 20.0 for _ in range(ticks)]
+    return [rng.standard_normal((per_tick, channels)) * 20.0 for _ in range(ticks)]
 
 
-def _paced(rate: float, ticks: int, on_tick: Callable[[int, float], None]) -> None:
-    """Call ``on_tick(i, sample_time)`` at ``rate`` ticks a second (absolute deadlines)."""
+def _paced(rate: float, per_tick: int, ticks: int, on_tick: Callable[[int, float], None]) -> None:
+    """Call ``on_tick(i, first_sample_time)`` once the tick's newest sample is due."""
     start = time.time() + 0.05
     for i in range(ticks):
-        due = start + i / rate
-        delay = due - time.time()
+        first = start + i * per_tick / rate
+        delay = first + (per_tick - 1) / rate - time.time()
         if delay > 0:
             time.sleep(delay)
-        on_tick(i, due)
+        on_tick(i, first)
 
 
 async def _start_clients(url: str, n: int, mode: str, fmt: str) -> subprocess.Popen[str]:
@@ -122,12 +122,12 @@ async def _run_eegpi(args: argparse.Namespace, n: int, rows: list[Rows]) -> Resu
     clients = await _start_clients(f"ws://127.0.0.1:{server.port}/ws/data", n, "eegpi", args.format)
 
     def tick(i: int, t: float) -> None:
-        publisher.publish(TOPIC, Block(rows[i], i, t, meta))
+        publisher.publish(TOPIC, Block(rows[i], i * args.tick, t, meta))
         publisher.flush()
 
     cpu0, wall0 = _cpu(), time.monotonic()
-    await asyncio.to_thread(_paced, float(args.rate), len(rows), tick)
-    await asyncio.sleep(0.1)  # the last batch leaves within max_latency_ms
+    await asyncio.to_thread(_paced, float(args.rate), args.tick, len(rows), tick)
+    await asyncio.sleep(0.1)  # whatever may still wait leaves within max_latency_ms
     cpu, wall = _cpu() - cpu0, time.monotonic() - wall0
     expected = hub.stats.messages_encoded * n
     await hub.close()
@@ -135,21 +135,6 @@ async def _run_eegpi(args: argparse.Namespace, n: int, rows: list[Rows]) -> Resu
     await server.wait_closed()
     delivered = await _finish_clients(clients)
     return Result("eegpi", n, delivered, expected, cpu, wall)
-
-
-def _cut(args: argparse.Namespace, rows: list[Rows], times: list[float]) -> list[list[str | bytes]]:
-    """Payloads the batching rule sends at each tick, encoded as the hub would."""
-    batcher = Batcher(float(args.rate), args.channels, DEFAULT_MAX_LATENCY_MS / 1000.0)
-    encode = encode_binary_data if args.format == "binary" else encode_json_data
-    meta = StreamMeta(float(args.rate), tuple(f"ch{i + 1}" for i in range(args.channels)), "uV")
-    out: list[list[str | bytes]] = []
-    for i, row in enumerate(rows):
-        chunks = batcher.add(Block(row, i, times[i], meta), times[i])
-        due = batcher.due_at
-        if due is not None and (i + 1 == len(rows) or times[i + 1] >= due):
-            chunks += batcher.poll(due)
-        out.append([encode(TOPIC, c.seq, c.timestamp, c.data) for c in chunks])
-    return out
 
 
 async def _run_bare(args: argparse.Namespace, n: int, rows: list[Rows]) -> Result:
@@ -174,16 +159,18 @@ async def _run_bare(args: argparse.Namespace, n: int, rows: list[Rows]) -> Resul
             broadcast(connected, payload)
             sent += len(connected)
 
-    ticks = len(rows)
-    start = time.time() + 0.05
-    times = [start + i / args.rate for i in range(ticks)]
-    plan = _cut(args, rows, times)
+    encode = encode_binary_data if args.format == "binary" else encode_json_data
+    start = time.time()
+    plan = [
+        [encode(TOPIC, i * args.tick, start + i * args.tick / args.rate, row)]
+        for i, row in enumerate(rows)
+    ]
 
     def tick(i: int, t: float) -> None:
         loop.call_soon_threadsafe(deliver, plan[i])
 
     cpu0, wall0 = _cpu(), time.monotonic()
-    await asyncio.to_thread(_paced, float(args.rate), ticks, tick)
+    await asyncio.to_thread(_paced, float(args.rate), args.tick, len(rows), tick)
     await asyncio.sleep(0.1)
     cpu, wall = _cpu() - cpu0, time.monotonic() - wall0
     server.close()
@@ -234,6 +221,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=250)
     ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--tick", type=int, default=2, help="samples per tick")
     ap.add_argument("--format", choices=("json", "binary"), default="json")
     ap.add_argument("--client-of", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="eegpi", help=argparse.SUPPRESS)
@@ -243,9 +231,9 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     logging.getLogger("eegpi").setLevel(logging.ERROR)  # closing N clients warns N times
-    rows = _stream(args.channels, int(args.seconds * args.rate))
+    rows = _stream(args.channels, int(args.seconds * args.rate / args.tick), args.tick)
     print(
-        f"fan-out: {args.rate} SPS x {args.channels} ch, one sample per tick, "
+        f"fan-out: {args.rate} SPS x {args.channels} ch, {args.tick} samples per tick, "
         f"{args.format}, max_latency_ms {DEFAULT_MAX_LATENCY_MS:g}, {args.seconds:g} s per run; "
         "server CPU time (getrusage, all threads) per delivered message"
     )

@@ -52,7 +52,7 @@ def chunk_cap(sample_rate: float, n_channels: int) -> int:
     return max(1, min(by_time, by_size))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """Contiguous samples ready to be encoded into one message."""
 
@@ -65,7 +65,7 @@ class Chunk:
         return int(self.data.shape[0])
 
 
-@dataclass
+@dataclass(slots=True)
 class _Piece:
     data: npt.NDArray[Any]
     seq: int
@@ -103,12 +103,17 @@ class Batcher:
             return out
         if self._pieces and block.seq != self._end_seq():
             out.extend(self.flush())
+        next_arrival = now + n / self.sample_rate + NEXT_SAMPLE_ALLOWANCE_S
+        if not self._pieces and n < self.cap:
+            alone_due = min(block.timestamp, now) + self.max_latency_s
+            if next_arrival > alone_due:  # the usual case at low rates: the block is the message
+                out.append(Chunk(block.seq, block.timestamp, block.data))
+                return out
         self._pieces.append(_Piece(block.data, block.seq, block.timestamp, now))
         self._pending += n
         while self._pending >= self.cap:
             out.append(self._take(self.cap))
         if self._pieces:
-            next_arrival = now + n / self.sample_rate + NEXT_SAMPLE_ALLOWANCE_S
             due = self.due_at
             if due is not None and next_arrival > due:
                 out.extend(self.flush())

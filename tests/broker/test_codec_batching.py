@@ -137,8 +137,11 @@ def test_ticks_of_several_samples_are_sent_when_the_next_tick_comes_too_late() -
     for tick in range(4):
         seq = 3 * tick
         now = T0 + (seq + 2) / 250.0 + 0.001  # the tick ends with its newest sample
-        [chunk] = batcher.add(make_block(seq, 3), now=now)
-        assert (chunk.seq, chunk.n_samples) == (seq, 3)
+        block = make_block(seq, 3)
+        [chunk] = batcher.add(block, now=now)
+        assert (chunk.seq, chunk.n_samples, chunk.timestamp) == (seq, 3, block.timestamp)
+        np.testing.assert_array_equal(chunk.data, block.data)
+        assert batcher.pending_samples == 0 and batcher.due_at is None
 
 
 def test_a_timestamp_from_another_clock_never_holds_samples_past_their_arrival() -> None:
