@@ -6,6 +6,7 @@ from eegpi.pipeline.stages import (  # noqa: F401
     convert,
     filters,
     lsl,
+    select,
     sinks,
     source,
     spectral,

@@ -45,6 +45,7 @@ from eegpi.hardware.acquisition import Acquisition, FrameSource
 from eegpi.hardware.config import DeviceConfig
 from eegpi.hardware.driver import Ads1299, DeviceSnapshot, device_report
 from eegpi.hardware.process import AcquisitionProcess
+from eegpi.pipeline.labels import check_channel_name, check_unique
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import SourceStage, SourceStats, StageContext
 from eegpi.safe_yaml import short_repr
@@ -64,8 +65,6 @@ _RT_PRIORITY = 50
 _EMULATOR_NICE = -15
 """Nice value the acquisition thread asks for with the real-time emulator (see ``start``)."""
 _GAINS = (1, 2, 4, 6, 8, 12, 24)
-CHANNEL_NAME_MAX = 16
-"""Longest electrode name: a BDF+/EDF+ signal label is 16 ASCII characters."""
 
 
 def _channel_names(value: Any, chips: int) -> tuple[str, ...]:
@@ -79,31 +78,9 @@ def _channel_names(value: Any, chips: int) -> tuple[str, ...]:
             f"channel_names: a list needs one name per channel ({chips * 8} for {chips} "
             f"chip(s)), got {len(value)}"
         )
-    for name in value:
-        if not isinstance(name, str):
-            raise ValueError(
-                f"channel_names: {short_repr(name)} is not a string (quote it in YAML)"
-            )
-        if not name.strip() or name != name.strip():
-            raise ValueError(
-                f"channel_names: {name!r}: a name must not be empty or start or end with a space"
-            )
-        if len(name) > CHANNEL_NAME_MAX:
-            raise ValueError(
-                f"channel_names: {name!r} has {len(name)} characters; at most "
-                f"{CHANNEL_NAME_MAX} fit a BDF+ signal label"
-            )
-        if not all(" " <= c <= "~" for c in name):
-            raise ValueError(
-                f"channel_names: {name!r} is not printable ASCII (BDF+ labels are ASCII)"
-            )
-    repeated = sorted({n for n in value if value.count(n) > 1})
-    if repeated:
-        raise ValueError(
-            f"channel_names: {', '.join(repeated)} appear(s) more than once; every channel "
-            "needs a name of its own"
-        )
-    return tuple(value)
+    names = [check_channel_name("channel_names", name) for name in value]
+    check_unique("channel_names", names)
+    return tuple(names)
 
 
 def _check_list(name: str, value: Any, chips: int, ok: Any, allowed: str) -> None:
