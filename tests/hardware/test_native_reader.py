@@ -26,7 +26,13 @@ from eegpi.hardware import open_device
 from eegpi.hardware.acquisition import Acquisition
 from eegpi.hardware.config import DeviceConfig, EmulatorConfig
 from eegpi.hardware.native import make_acquisition
-from eegpi.hardware.native.build import build_library, compiler
+from eegpi.hardware.native.build import (
+    SOURCE_NAME,
+    build_library,
+    compiler,
+    default_library_dir,
+    stale_reason,
+)
 from eegpi.hardware.native.endpoints import NotNative
 from eegpi.hardware.native.library import ENV_LIBRARY, load_library
 from eegpi.hardware.native.reader import NativeAcquisition
@@ -290,6 +296,21 @@ def test_a_library_of_another_version_is_refused(tmp_path: Path, native_lib: Pat
     subprocess.run([*cc, "-shared", "-fPIC", "-o", str(old), str(source)], check=True)
     with pytest.raises(HardwareError, match=r"another eegpi version \(ABI 99.*build-native"):
         load_library(old)
+
+
+def test_a_library_built_from_another_source_is_refused(tmp_path: Path, native_lib: Path) -> None:
+    # Same ABI, another reader.c (an upgrade since `eegpi build-native` ran): rebuild first.
+    cc = compiler()
+    assert cc is not None
+    source = default_library_dir() / SOURCE_NAME
+    old = tmp_path / "libeegpi_reader.so"
+    digest = '-DEEGPI_READER_SOURCE="0000"'
+    command = [*cc, "-shared", "-fPIC", digest, "-o", str(old), str(source), "-lm"]
+    subprocess.run(command, check=True)
+    with pytest.raises(HardwareError, match=r"built from another reader.c .* build-native"):
+        load_library(old)
+    assert "another reader.c" in str(stale_reason(tmp_path))
+    assert stale_reason(native_lib.parent) is None
 
 
 def test_rpigpio_and_a_hand_driven_chip_select_are_not_native(lib_env: Path) -> None:

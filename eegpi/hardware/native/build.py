@@ -9,6 +9,7 @@ systemd its file system is read-only (``ProtectSystem=strict``).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import shutil
@@ -25,6 +26,7 @@ __all__ = [
     "compiler",
     "default_library_dir",
     "library_file",
+    "source_digest",
     "stale_reason",
 ]
 
@@ -43,16 +45,20 @@ def library_file(output_dir: Path | None = None) -> Path:
     return (output_dir or default_library_dir()) / LIBRARY_NAME
 
 
+def source_digest() -> str:
+    """SHA-256 of the shipped ``reader.c``, compiled into the library: a library is current
+    when it was built from exactly this source (file times change with every reinstall)."""
+    return hashlib.sha256((default_library_dir() / SOURCE_NAME).read_bytes()).hexdigest()
+
+
 def stale_reason(output_dir: Path | None = None) -> str | None:
     """Why the library in ``output_dir`` needs building; None when it is up to date (built
-    after ``reader.c`` changed, and of the ABI this eegpi speaks)."""
+    from this ``reader.c``, so of the ABI this eegpi speaks)."""
     from eegpi.hardware.native.library import load_library
 
     target = library_file(output_dir)
     if not target.is_file():
         return "not built"
-    if target.stat().st_mtime < (default_library_dir() / SOURCE_NAME).stat().st_mtime:
-        return f"older than {SOURCE_NAME}"
     try:
         load_library(target)
     except HardwareError as exc:
@@ -102,7 +108,8 @@ def build_library(output_dir: Path | None = None) -> Path:
             "`eegpi build-native` as the owner of that directory (root for /opt/eegpi), or "
             "pass --output DIR and set EEGPI_NATIVE_LIB=DIR/" + LIBRARY_NAME,
         ) from exc
-    command = [*cc, *_FLAGS, "-o", tmp, str(source), "-lm"]
+    digest = f'-DEEGPI_READER_SOURCE="{source_digest()}"'
+    command = [*cc, *_FLAGS, digest, "-o", tmp, str(source), "-lm"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:

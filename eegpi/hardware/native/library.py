@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from eegpi.exc import HardwareError
-from eegpi.hardware.native.build import LIBRARY_NAME, default_library_dir
+from eegpi.hardware.native.build import LIBRARY_NAME, default_library_dir, source_digest
 
 __all__ = ["ABI", "ENV_LIBRARY", "ReaderConfig", "ReaderStats", "library_path", "load_library"]
 
@@ -92,6 +92,24 @@ def load_library(path: Path | None = None) -> ctypes.CDLL:
         raise HardwareError(
             f"the native reader {path} was built from another eegpi version (ABI {abi()}, this "
             f"eegpi needs {ABI}); {rebuild}"
+        )
+    try:
+        source = lib.eegpi_reader_source
+    except AttributeError:
+        source = None
+    built_from = ""
+    if source is not None:
+        source.restype = ctypes.c_char_p
+        source.argtypes = []
+        built_from = (source() or b"").decode("ascii", "replace")
+    try:
+        shipped = source_digest()
+    except OSError:  # reader.c removed from the installation: the ABI check is all there is
+        shipped = built_from
+    if built_from != shipped:
+        raise HardwareError(
+            f"the native reader {path} was built from another reader.c than this eegpi ships "
+            f"(an upgrade since it was built); {rebuild}"
         )
     lib.eegpi_reader_run.restype = ctypes.c_int
     lib.eegpi_reader_run.argtypes = [ctypes.POINTER(ReaderConfig), ctypes.POINTER(ReaderStats)]

@@ -38,6 +38,9 @@
 #include <linux/spi/spidev.h>
 
 #define EEGPI_READER_ABI 1
+#ifndef EEGPI_READER_SOURCE
+#define EEGPI_READER_SOURCE "unknown" /* build.py passes the SHA-256 of this file */
+#endif
 
 /* Ring layout: int64 counters[8], int64 seq[capacity], int64 edge_ns[capacity], frames. */
 enum { WRITTEN, TAKEN, READ, MISSED, OVERFLOWED, WANT, BLOCKED, DONE, COUNTERS };
@@ -137,6 +140,8 @@ struct reader {
 int eegpi_reader_abi(void) { return EEGPI_READER_ABI; }
 
 int eegpi_reader_max_events(void) { return MAX_EVENTS; }
+
+const char *eegpi_reader_source(void) { return EEGPI_READER_SOURCE; }
 
 /* --- clocks ---------------------------------------------------------------------------- */
 
