@@ -21,6 +21,8 @@ __all__ = [
     "PipelineInfo",
     "PipelineState",
     "PipelineStatus",
+    "RecordingFile",
+    "RecordingStatus",
     "RegisterValue",
     "ReloadResult",
     "TopicStatus",
@@ -53,6 +55,39 @@ class DeviceInfo:
 
 
 @dataclass(frozen=True)
+class RecordingStatus:
+    """One ``recorder`` stage of a pipeline: the file it writes (or last wrote) and its health."""
+
+    stage: str
+    active: bool = False
+    """A recording is in progress."""
+    file: str = ""
+    """The current (or last) file, relative to the daemon's ``data_dir``."""
+    duration_s: float = 0.0
+    """Seconds of samples in ``file`` (gaps included: the file's time axis)."""
+    bytes: int = 0
+    """Size of ``file``."""
+    samples_dropped: int = 0
+    """Samples the recorder itself could not keep (its queue was full), this run."""
+    last_error: str = ""
+    """Why the last recording ended by itself (disk full, say); empty when none did."""
+
+
+@dataclass(frozen=True)
+class RecordingFile:
+    """A recording in the daemon's ``data_dir``."""
+
+    name: str
+    """Path relative to ``data_dir`` (what ``/recordings/NAME`` serves)."""
+    bytes: int
+    start_time: float | None
+    """Unix time of the header's start (whole seconds), None when unreadable."""
+    duration_s: float
+    complete: bool
+    """The header was finalised (False while being written, or after a crash until repaired)."""
+
+
+@dataclass(frozen=True)
 class PipelineStatus:
     name: str
     state: PipelineState
@@ -67,6 +102,8 @@ class PipelineStatus:
     """The sample clock (see ``SourceStats``): measured rate, ppm off nominal, fit residual."""
     clock_ppm: float = 0.0
     timestamp_residual_us: float = 0.0
+    recordings: tuple[RecordingStatus, ...] = ()
+    """One per ``recorder`` stage of the pipeline (of the last run while it is stopped)."""
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from eegpi.pipeline.stages import (  # noqa: F401
     convert,
     filters,
     lsl,
+    recorder,
     select,
     sinks,
     source,
