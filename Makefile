@@ -58,8 +58,10 @@ test-deploy: $(VENV)/.installed-deploy
 	cd ansible && ../$(VENV)/bin/ansible-playbook -i inventory/single-pi.yml --syntax-check site.yml
 	$(VENV)/bin/pytest -m deploy tests/deploy -p no:cacheprovider
 
+# Figures and ratios against their targets, a few minutes (bench/__main__.py). The published
+# table: make bench BENCH_ARGS="--full --write docs/performance.md" (docs/performance.md)
 bench: $(VENV)/.installed
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 # Real-time checks whose outcome depends on how promptly this host schedules the reader (the
 # RPi.GPIO fallback's labels under load): run on a quiet host or a Pi, not in CI.

@@ -20,9 +20,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import websockets
@@ -101,16 +103,13 @@ async def _run(url: str, args: argparse.Namespace) -> list[ClientStats]:
     return await asyncio.gather(*fast)
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rate", type=int, default=250)
-    ap.add_argument("--clients", type=int, default=20)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--format", choices=("json", "binary"), default="json")
-    args = ap.parse_args(argv)
-
+def run(
+    rate: int, clients: int, seconds: float, fmt: str = "json", pipeline: str = PIPELINE
+) -> dict[str, Any]:
+    """One run against a fresh daemon; returns the figures ``main`` prints (latencies in ms)."""
+    args = argparse.Namespace(rate=rate, clients=clients, seconds=seconds, format=fmt)
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "bench.yaml").write_text(PIPELINE.format(rate=args.rate))
+        (Path(tmp) / "bench.yaml").write_text(pipeline.format(rate=rate))
         proc = subprocess.Popen(
             [
                 sys.executable,
@@ -140,15 +139,35 @@ def main(argv: list[str] | None = None) -> None:
                     break
             if port is None:
                 raise SystemExit("the daemon did not start")
+            threading.Thread(target=proc.stderr.read, daemon=True).start()  # never fills
             url = f"ws://127.0.0.1:{port}/ws/data"
             stats = asyncio.run(_run(url, args))
         finally:
             proc.terminate()
             proc.wait(30)
-
     lat = np.concatenate([np.asarray(s.latencies_ms) for s in stats]) if stats else np.zeros(0)
     msgs = sum(s.messages for s in stats)
-    gaps = sum(s.gap_samples for s in stats)
+    out: dict[str, Any] = {
+        "messages": msgs,
+        "samples": sum(s.samples for s in stats),
+        "gap_samples": sum(s.gap_samples for s in stats),
+        "lagged": sum(s.lagged for s in stats),
+    }
+    if lat.size:
+        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+        out.update(p50=float(p50), p90=float(p90), p99=float(p99), max=float(lat.max()))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rate", type=int, default=250)
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--format", choices=("json", "binary"), default="json")
+    args = ap.parse_args(argv)
+    r = run(args.rate, args.clients, args.seconds, args.format)
+    msgs = r["messages"]
     print(
         f"network: {args.rate} SPS, {args.clients} fast {args.format} clients + 1 stalled, "
         f"{args.seconds:.0f} s"
@@ -157,16 +176,15 @@ def main(argv: list[str] | None = None) -> None:
         f"  messages received : {msgs} ({msgs / args.seconds:,.0f}/s in all, "
         f"{msgs / args.seconds / max(1, args.clients):,.1f}/s per client)"
     )
-    print(f"  samples per msg   : {sum(s.samples for s in stats) / max(1, msgs):.1f}")
+    print(f"  samples per msg   : {r['samples'] / max(1, msgs):.1f}")
     print(
-        f"  fast-client loss  : {gaps} samples in seq gaps, {sum(s.lagged for s in stats)} "
-        "lagged notices"
+        f"  fast-client loss  : {r['gap_samples']} samples in seq gaps, "
+        f"{r['lagged']} lagged notices"
     )
-    if lat.size:
-        p50, p90, p99 = np.percentile(lat, [50, 90, 99])
+    if "p99" in r:
         print(
-            f"  DRDY->client (ms) : p50 {p50:.1f}  p90 {p90:.1f}  p99 {p99:.1f}  "
-            f"max {lat.max():.1f}"
+            f"  DRDY->client (ms) : p50 {r['p50']:.1f}  p90 {r['p90']:.1f}  p99 {r['p99']:.1f}  "
+            f"max {r['max']:.1f}"
         )
 
 
