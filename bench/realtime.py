@@ -8,6 +8,7 @@ rate in wall-clock time and a late read costs conversions as on a board.
 
     python -m bench.realtime                          # 16000 SPS, 60 s, acquisition process
     python -m bench.realtime --rate 8000 --seconds 10 --acquisition thread
+    python -m bench.realtime --rate 250 --seconds 600 --load 1   # beside one CPU-bound process
 
 Prints one run's figures; nothing is asserted. Before the run it measures the host's floor: how
 often a bare busy loop is kept off the CPU for longer than one period (a VM or a shared host
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.report import BusyLoops
 from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import parse_pipeline
@@ -115,7 +117,8 @@ def run(rate: int, seconds: float, acquisition: AcquisitionMode, chips: int = 1)
         overflowed0 = acq0.overflowed if acq0 is not None else 0
         time.sleep(seconds)  # a benchmark, not a test: the run is the measurement
         wall = time.monotonic() - wall0
-        cpu, child_cpu = _self_cpu_s() - cpu0, _pid_cpu_s(child) - child0
+        child1 = _pid_cpu_s(child)
+        cpu, child_cpu = _self_cpu_s() - cpu0, child1 - child0 if child1 else float("nan")
         snap = runner.snapshot()
         acq = source._acq
         priority = acq.priority_set if acq is not None else False
@@ -153,17 +156,26 @@ def main(argv: list[str] | None = None) -> None:
         "--acquisition", choices=("process", "thread"), default="process", help="where DRDY runs"
     )
     parser.add_argument(
+        "--load", type=int, default=0, help="CPU-bound processes to run beside (busy loops)"
+    )
+    parser.add_argument(
         "--floor-seconds",
         type=float,
         default=10.0,
         help="first measure the host's scheduling stalls for this long (0: skip)",
     )
     args = parser.parse_args(argv)
-    floor = host_stalls(args.floor_seconds, 1 / args.rate) if args.floor_seconds > 0 else None
-    r = run(args.rate, args.seconds, args.acquisition, args.chips)
+    loops = BusyLoops(args.load)
+    try:
+        floor = host_stalls(args.floor_seconds, 1 / args.rate) if args.floor_seconds > 0 else None
+        r = run(args.rate, args.seconds, args.acquisition, args.chips)
+    finally:
+        loops.stop()
+    load = f", beside {args.load} busy loop(s)" if args.load else ""
     print(
         f"default pipeline, emulated ADS1299 x{args.chips}, {args.rate} SPS, real time, "
-        f"acquisition {args.acquisition}, {r['wall_s']:.1f} s"
+        f"acquisition {args.acquisition}, {r['wall_s']:.1f} s{load} "
+        f"(host load average {os.getloadavg()[0]:.1f} at the end)"
     )
     print(f"  frames acquired        {r['acquired']}")
     print(
@@ -171,11 +183,11 @@ def main(argv: list[str] | None = None) -> None:
         f"% of {r['slots']} slots; missed DRDY {r['missed']}, ring overflow {r['overflowed']})"
     )
     print(f"  blocks published       {r['blocks']} (two sinks)")
-    print(f"  CPU daemon side        {100 * r['parent_cpu']:.1f} % of one core")
+    print(f"  CPU daemon side        {100 * r['parent_cpu']:.1f} % of one core (CPU time)")
     if r["child_pid"] is not None:
         print(
-            f"  CPU acquisition proc.  {100 * r['child_cpu']:.1f} % of one core "
-            "(emulated chip included)"
+            f"  CPU acquisition proc.  {100 * r['child_cpu']:.2f} % of one core "
+            "(CPU time from /proc, emulated chip included)"
         )
     print(
         f"  scheduling             SCHED_FIFO {'granted' if r['priority'] else 'not used'}, "

@@ -35,8 +35,9 @@ from eegpi.hardware.base import EdgeEventLike
 from eegpi.hardware.driver import Ads1299
 from eegpi.hardware.ring import FrameRing, RawFrames
 from eegpi.hardware.slots import slot_counter
+from eegpi.hardware.timeslice import request_short_slice
 
-__all__ = ["Acquisition", "FrameSource", "RawFrames", "default_capacity"]
+__all__ = ["SLEEPER_PRIORITY", "Acquisition", "FrameSource", "RawFrames", "default_capacity"]
 
 log = logging.getLogger("eegpi.hardware")
 
@@ -72,6 +73,11 @@ class FrameSource(Protocol):
     def stop(self) -> None: ...
 
 
+SLEEPER_PRIORITY = 50
+"""SCHED_FIFO priority asked for a reader given a ``nice`` value whose DRDY wait sleeps at this
+rate after all (the real-time emulator at 1000 SPS or slower), as on a board."""
+
+
 def default_capacity(sample_rate: int) -> int:
     """Ring entries: 2 s of data, at least 4096 (a pipeline stall that long is survived)."""
     return max(4096, 2 * sample_rate)
@@ -99,7 +105,8 @@ class Acquisition:
             device: a configured (not yet started) driver.
             sample_rate: the programmed data rate, for gap detection and timeouts.
             capacity: ring size in frames; default :func:`default_capacity`.
-            priority: SCHED_FIFO priority to request for the thread (None = leave as is).
+            priority: SCHED_FIFO priority to request for the thread (None = leave as is, but
+                see ``nice``).
             stuck_timeout_s: no DRDY for this long while started is an error; default
                 max(20 periods, 0.5 s) after the settling time.
             lossless: wait for the consumer instead of dropping when the ring is full. Only
@@ -109,7 +116,11 @@ class Acquisition:
             cpus: pin the thread to these CPUs (None = leave it to the scheduler).
             nice: nice value to request for the thread instead of SCHED_FIFO, for a thread
                 that busy-waits (the real-time emulator): the kernel throttles a busy SCHED_FIFO
-                thread, while a low nice value only keeps other work from preempting it.
+                thread, while a low nice value only keeps other work from preempting it. Where
+                the DRDY wait does not busy-wait at this rate (the device's clock says so: the
+                emulator at 1000 SPS or slower) SCHED_FIFO at :data:`SLEEPER_PRIORITY` is asked
+                for too, since a nice value does not make the kernel preempt a busy process
+                when the reader wakes: it waits for the next scheduler tick, up to 4 ms.
             on_failure: called from the thread when it ends by itself with an error (after
                 the consumer was woken).
         """
@@ -125,6 +136,10 @@ class Acquisition:
             )
         self.ring = ring
         self.capacity = ring.capacity
+        busy_waits = getattr(device.link.clock, "busy_waits", None)
+        sleeps = not (callable(busy_waits) and busy_waits(self.period_ns))
+        if priority is None and nice is not None and sleeps:
+            priority = SLEEPER_PRIORITY
         self.priority = priority
         self.stuck_timeout_s = stuck_timeout_s or max(20 / sample_rate, 0.5)
         self.lossless = lossless
@@ -137,6 +152,8 @@ class Acquisition:
         self.nice_set = False
         self.on_failure = on_failure
         self.priority_set = False
+        self.slice_set = False
+        """The thread runs with the shortest time slice (:mod:`eegpi.hardware.timeslice`)."""
         self.cpus_set: frozenset[int] | None = None
         """CPUs the thread was pinned to, None when not pinned."""
         self._ready = threading.Event()
@@ -200,7 +217,9 @@ class Acquisition:
     # --- producer ----------------------------------------------------------------------------
 
     def _raise_priority(self) -> None:
-        """Affinity, nice value and SCHED_FIFO of the calling thread (Linux: 0 is this thread)."""
+        """Affinity, nice value, time slice and SCHED_FIFO of the calling thread (Linux: 0 is
+        this thread). The short slice is what an unprivileged reader gets: without it a busy
+        process beside keeps it from the CPU for up to a few milliseconds after each DRDY."""
         if self.cpus:
             try:
                 os.sched_setaffinity(0, self.cpus)
@@ -213,6 +232,10 @@ class Acquisition:
                 self.nice_set = True
             except (OSError, AttributeError) as exc:
                 log.info("acquisition runs at nice 0 (nice %d not permitted: %s)", self.nice, exc)
+        refused = request_short_slice()
+        self.slice_set = refused is None
+        if refused is not None:
+            log.info("acquisition runs with the default time slice (%s)", refused)
         if self.priority is None:
             return
         try:

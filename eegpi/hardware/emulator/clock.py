@@ -7,7 +7,7 @@ import ctypes.util
 import threading
 import time
 
-__all__ = ["EmulatorClock", "RealtimeClock", "VirtualClock"]
+__all__ = ["EmulatorClock", "RealtimeClock", "VirtualClock", "spin_for"]
 
 
 class EmulatorClock:
@@ -22,8 +22,14 @@ class EmulatorClock:
         if seconds > 0:
             time.sleep(seconds)
 
-    def sleep_until(self, t_ns: int) -> None:
+    def sleep_until(self, t_ns: int, spin_ns: int = 0) -> None:
+        """Wait until ``t_ns``; ``spin_ns``: busy-wait that last stretch (real time only)."""
         self.sleep((t_ns - self.monotonic_ns()) / 1e9)
+
+    def busy_waits(self, period_ns: float) -> bool:
+        """Whether a reader waiting for DRDYs of this period spins (then SCHED_FIFO would get
+        it throttled by the kernel; see :mod:`eegpi.hardware.acquisition`)."""
+        return False
 
 
 _PR_SET_TIMERSLACK = 29
@@ -31,7 +37,17 @@ _SPIN_NS = 150_000
 """Last stretch of a real-time wait done by spinning. A timed sleep on a busy host or a VM
 overshoots by 40 us typically and by 100-200 us in its tail; at 8000 SPS an 80 us spin cost
 0.1-0.2 % of the conversions, 150 us about 0.002 %."""
+_SPIN_BELOW_NS = 1_000_000
+"""DRDY periods from this long on get no spin (1000 SPS and slower): the emulated edge is
+stamped with its scheduled time, as a kernel stamps the interrupt, so a reader woken a few
+hundred microseconds late still labels the frame right and reads it long before the next DRDY;
+spinning there would cost 4 % of a core at 250 SPS for nothing."""
 _slack = threading.local()
+
+
+def spin_for(period_ns: float) -> int:
+    """How long a wait for the next DRDY of this period spins at its end (ns)."""
+    return _SPIN_NS if 0 < period_ns < _SPIN_BELOW_NS else 0
 
 
 def _tighten_timer_slack() -> None:
@@ -58,12 +74,16 @@ class RealtimeClock(EmulatorClock):
             _tighten_timer_slack()
             time.sleep(seconds)
 
-    def sleep_until(self, t_ns: int) -> None:
+    def busy_waits(self, period_ns: float) -> bool:
+        return spin_for(period_ns) > 0
+
+    def sleep_until(self, t_ns: int, spin_ns: int = _SPIN_NS) -> None:
         # A kernel sleep overshoots by tens of microseconds, half a period at 16000 SPS, while
-        # a real DRDY interrupt wakes the reader within a few. Sleep most of the way, then spin.
+        # a real DRDY interrupt wakes the reader within a few. Sleep most of the way, then spin
+        # (see ``spin_for``: only where the period is that short).
         remaining = t_ns - time.monotonic_ns()
-        if remaining > _SPIN_NS:
-            self.sleep((remaining - _SPIN_NS) / 1e9)
+        if remaining > spin_ns:
+            self.sleep((remaining - spin_ns) / 1e9)
         while time.monotonic_ns() < t_ns:
             pass
 
@@ -98,7 +118,7 @@ class VirtualClock(EmulatorClock):
                 self._now_ns += int(seconds * 1e9)
                 self._moved.notify_all()
 
-    def sleep_until(self, t_ns: int) -> None:
+    def sleep_until(self, t_ns: int, spin_ns: int = 0) -> None:
         with self._lock:
             if t_ns > self._now_ns:
                 self._now_ns = t_ns

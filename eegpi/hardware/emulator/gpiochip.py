@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from eegpi.hardware.base import EdgeType
+from eegpi.hardware.emulator.clock import spin_for
 from eegpi.hardware.emulator.wiring import HEADER_GPIOS, Port, Wiring
 
 __all__ = [
@@ -153,6 +154,23 @@ class LineInfo:
     debounce_period: timedelta
 
 
+_new = object.__new__
+
+
+def _edge_event(timestamp_ns: int, offset: int, global_seqno: int, line_seqno: int) -> EdgeEvent:
+    """``EdgeEvent(FALLING_EDGE, ...)`` for the per-frame path: a frozen dataclass's
+    ``__init__`` costs microseconds, filling its ``__dict__`` a fraction of that."""
+    event: EdgeEvent = _new(EdgeEvent)
+    event.__dict__.update(
+        event_type=EdgeType.FALLING_EDGE,
+        timestamp_ns=timestamp_ns,
+        line_offset=offset,
+        global_seqno=global_seqno,
+        line_seqno=line_seqno,
+    )
+    return event
+
+
 def _line_name(offset: int) -> str:
     return f"GPIO{offset}" if offset in HEADER_GPIOS else ""
 
@@ -193,18 +211,29 @@ class _EdgeLine:
         chip = port.chip
         self._run_id = chip.run_id
         self._next_index = chip.edges(chip.run_id, 0, 0).next_index  # earlier edges are past
+        self._due = 0
+        """When the next edge after the cursor falls, in the run the cursor is in (0: ask)."""
         self.seqno = 0
 
     def collect(self, limit: int) -> tuple[list[tuple[int, int]], int]:
         """New (line_seqno, time) pairs (the newest ``limit``) and how many edges fell."""
-        batch = self.port.chip.edges(self._run_id, self._next_index, limit)
+        chip = self.port.chip
+        if chip.run_id == self._run_id and chip.clock.monotonic_ns() < self._due:
+            return [], 0  # nothing falls before the next edge is due (a new run asks again)
+        batch = chip.edges(self._run_id, self._next_index, limit)
         self._run_id, self._next_index = batch.run_id, batch.next_index
+        self._due = chip.next_edge_ns(batch.run_id, batch.next_index) or 0
         base = self.seqno
         self.seqno = base + batch.count
+        if not batch.count:
+            return [], 0
         return [(base + position, ts) for position, ts in batch.stamps], batch.count
 
     def next_edge_ns(self) -> int | None:
-        return self.port.chip.next_edge_ns(self._run_id, self._next_index)
+        chip = self.port.chip
+        if self._due and chip.run_id == self._run_id:
+            return self._due
+        return chip.next_edge_ns(self._run_id, self._next_index)
 
 
 class LineRequest:
@@ -342,14 +371,17 @@ class LineRequest:
         fell = 0
         for line in self._edge_lines:
             stamps, count = line.collect(limit)
-            fresh += [(ts, line.offset, seqno) for seqno, ts in stamps]
-            fell += count
+            if count:
+                fresh += [(ts, line.offset, seqno) for seqno, ts in stamps]
+                fell += count
+        if not fell:
+            return
         fresh.sort()
         single = len(self._offsets) == 1
         base = self._global
         for k, (ts, offset, seqno) in enumerate(fresh, 1):
             glob = seqno if single else base + fell - len(fresh) + k
-            self._events.append(EdgeEvent(EdgeType.FALLING_EDGE, ts, offset, glob, seqno))
+            self._events.append(_edge_event(ts, offset, glob, seqno))
         self._global = base + fell
 
     def wait_edge_events(self, timeout: timedelta | float | None = None) -> bool:
@@ -365,16 +397,22 @@ class LineRequest:
             now = clock.monotonic_ns()
             if now >= deadline:
                 return False
-            upcoming = [
-                (t, line) for line in self._edge_lines if (t := line.next_edge_ns()) is not None
-            ]
-            nxt = min(upcoming, key=lambda u: u[0]) if upcoming else None
+            lines = self._edge_lines
+            if len(lines) == 1:
+                t = lines[0].next_edge_ns()
+                nxt = None if t is None else (t, lines[0])
+            else:
+                upcoming = [(t, line) for line in lines if (t := line.next_edge_ns()) is not None]
+                nxt = min(upcoming, key=lambda u: u[0]) if upcoming else None
             target = deadline if nxt is None else min(nxt[0], deadline)
+            spin = 0
             if clock.realtime:
                 target = min(target, now + _SLICE_NS)
                 if nxt is not None:
-                    nxt[1].port.chip.idle(nxt[0])  # the chip's spare time: generate ahead
-            clock.sleep_until(target)
+                    chip = nxt[1].port.chip
+                    chip.idle(nxt[0])  # the chip's spare time: generate ahead
+                    spin = spin_for(chip.period_ns)
+            clock.sleep_until(target, spin)
 
     def next_edge_ns(self) -> int | None:
         """When the next edge of this request's DRDY lines falls (None: none will); not in
@@ -385,8 +423,11 @@ class LineRequest:
     def read_edge_events(self, max_events: int | None = None) -> list[EdgeEvent]:
         self._check_released()
         self._collect()
-        count = len(self._events) if max_events is None else min(max_events, len(self._events))
-        events = [self._events.popleft() for _ in range(count)]
+        if max_events is None or max_events >= len(self._events):
+            events = list(self._events)
+            self._events.clear()
+        else:
+            events = [self._events.popleft() for _ in range(max_events)]
         for line in self._edge_lines:
             line.port.chip.events_stall()  # the late-read fault's ``events`` point
         return events

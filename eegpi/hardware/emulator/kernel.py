@@ -48,6 +48,8 @@ def _bytes_of(values: Any) -> list[int]:
         raise TypeError("Empty argument list.") from None
     if not items:
         raise TypeError("Empty argument list.")
+    if set(map(type, items)) == {int}:  # the usual list of byte values, checked at C speed
+        return items if min(items) >= 0 and max(items) <= 0xFF else [v & 0xFF for v in items]
     out = []
     for v in items:
         if isinstance(v, bool) or not isinstance(v, int):

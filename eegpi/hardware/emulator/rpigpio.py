@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from eegpi.hardware.emulator.clock import VirtualClock
+from eegpi.hardware.emulator.clock import VirtualClock, spin_for
 from eegpi.hardware.emulator.wiring import HEADER_GPIOS, Port, Wiring
 
 __all__ = ["BOARD_TO_BCM", "EmulatedRpiGpio"]
@@ -451,11 +451,13 @@ class EmulatedRpiGpio:
                 return None
             nxt = watch.next_edge_ns()
             target = deadline if nxt is None else min(nxt, deadline)
+            spin = 0
             if clock.realtime:
                 target = min(target, now + _SLICE_NS)
                 if nxt is not None and watch.port is not None:
                     watch.port.chip.idle(nxt)
-            clock.sleep_until(target)
+                    spin = spin_for(watch.port.chip.period_ns)
+            clock.sleep_until(target, spin)
 
     def _due(self, now: int) -> tuple[int, int, list[Callback]] | None:
         """The channel whose oldest pending edge came first, its pending rounds, callbacks."""
