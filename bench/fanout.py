@@ -10,7 +10,9 @@ samples at ``--rate``: 2, the pipeline's 8 ms tick at 250 SPS) and hands it to t
   rule sends every tick as one message at once, and both sides send the same messages.
 - **bare**: one ``call_soon_threadsafe`` per tick; the loop callback hands the tick's message,
   encoded beforehand (the bare side pays for no encoding at all), to ``websockets.broadcast``
-  for the clients of a plain ``websockets.asyncio.server.serve``.
+  for the clients of a plain ``websockets.asyncio.server.serve``. This is the ratio's reference.
+- **bare+encode**: the same, but the callback encodes the message first (the codec eegpi uses),
+  as any real server must: what is left between it and eegpi is the broker itself.
 
 The figure is the server process's CPU *time* (``getrusage``: user + system, every thread,
 producer thread included on both sides) over the publishing phase divided by the messages the
@@ -137,7 +139,9 @@ async def _run_eegpi(args: argparse.Namespace, n: int, rows: list[Rows]) -> Resu
     return Result("eegpi", n, delivered, expected, cpu, wall)
 
 
-async def _run_bare(args: argparse.Namespace, n: int, rows: list[Rows]) -> Result:
+async def _run_bare(
+    args: argparse.Namespace, n: int, rows: list[Rows], *, encode_on_loop: bool = False
+) -> Result:
     loop = asyncio.get_running_loop()
     connected: set[ServerConnection] = set()
 
@@ -153,21 +157,27 @@ async def _run_bare(args: argparse.Namespace, n: int, rows: list[Rows]) -> Resul
     clients = await _start_clients(f"ws://127.0.0.1:{port}/ws/data", n, "bare", args.format)
     sent = 0
 
-    def deliver(payloads: list[str | bytes]) -> None:
-        nonlocal sent
-        for payload in payloads:
-            broadcast(connected, payload)
-            sent += len(connected)
-
     encode = encode_binary_data if args.format == "binary" else encode_json_data
+
+    def deliver(payload: str | bytes) -> None:
+        nonlocal sent
+        broadcast(connected, payload)
+        sent += len(connected)
+
+    def encode_and_deliver(i: int, t: float) -> None:
+        deliver(encode(TOPIC, i * args.tick, t, rows[i]))
+
     start = time.time()
     plan = [
-        [encode(TOPIC, i * args.tick, start + i * args.tick / args.rate, row)]
+        encode(TOPIC, i * args.tick, start + i * args.tick / args.rate, row)
         for i, row in enumerate(rows)
     ]
 
     def tick(i: int, t: float) -> None:
-        loop.call_soon_threadsafe(deliver, plan[i])
+        if encode_on_loop:
+            loop.call_soon_threadsafe(encode_and_deliver, i, t)
+        else:
+            loop.call_soon_threadsafe(deliver, plan[i])
 
     cpu0, wall0 = _cpu(), time.monotonic()
     await asyncio.to_thread(_paced, float(args.rate), args.tick, len(rows), tick)
@@ -176,7 +186,7 @@ async def _run_bare(args: argparse.Namespace, n: int, rows: list[Rows]) -> Resul
     server.close()
     await server.wait_closed()
     delivered = await _finish_clients(clients)
-    return Result("bare", n, delivered, sent, cpu, wall)
+    return Result("bare+encode" if encode_on_loop else "bare", n, delivered, sent, cpu, wall)
 
 
 # ---- client process ---------------------------------------------------------------------
@@ -239,14 +249,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     for n in args.clients:
         bare = asyncio.run(_run_bare(args, n, rows))
+        encoding = asyncio.run(_run_bare(args, n, rows, encode_on_loop=True))
         ours = asyncio.run(_run_eegpi(args, n, rows))
-        for r in (bare, ours):
+        for r in (bare, encoding, ours):
             print(
-                f"  {r.side:5} {r.clients:4} clients: {r.delivered:7} delivered "
+                f"  {r.side:11} {r.clients:4} clients: {r.delivered:7} delivered "
                 f"(of {r.expected}), CPU {r.cpu_s:6.2f} s in {r.wall_s:5.1f} s wall, "
                 f"{r.us_per_message:6.1f} us/message"
             )
-        print(f"  ratio bare/eegpi at {n} clients: {bare.us_per_message / ours.us_per_message:.2f}")
+        print(
+            f"  ratio bare/eegpi at {n} clients: {bare.us_per_message / ours.us_per_message:.2f}"
+            f" (bare+encode/eegpi {encoding.us_per_message / ours.us_per_message:.2f})"
+        )
 
 
 if __name__ == "__main__":
