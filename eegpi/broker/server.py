@@ -1,6 +1,8 @@
 """The WebSocket server: ``/ws/data`` for subscribers, ``GET /`` for the viewer, ``/healthz``.
 
-One port serves everything so a browser on the LAN needs nothing but the Pi's address. The HTTP
+One port serves everything so a browser on the LAN needs nothing but the Pi's address.
+``/recordings/`` lists and sends the recorder's files (:mod:`eegpi.recording.http`) under the
+same Origin and token rules as ``/ws/data``. The HTTP
 side answers in ``process_request`` before any upgrade: static viewer files, a JSON health
 record, 403 for a Host or Origin that is not this appliance's (:mod:`eegpi.broker.access`), 401
 without the configured token, 503 beyond ``max_clients`` or ``max_clients_per_address``. A
@@ -45,6 +47,7 @@ from eegpi.broker.commands import (
 from eegpi.broker.hub import TopicHub
 from eegpi.broker.session import CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, ClientSession
 from eegpi.broker.wire import DirectWriter
+from eegpi.recording import http as recordings_http
 
 __all__ = [
     "DATA_PATH",
@@ -294,6 +297,14 @@ class WsServer:
             return _response(
                 http.HTTPStatus.OK, json.dumps(body).encode(), "application/json; charset=utf-8"
             )
+        if path == recordings_http.PREFIX or path.startswith(recordings_http.PREFIX + "/"):
+            refusal = self.policy.check_origin(request.headers) or self.policy.check_token(
+                request.headers
+            )
+            if refusal is not None:
+                return _refused(conn, path, refusal)
+            found = recordings_http.answer(path, request.headers.get("Range"))
+            return _response(found.status, found.body, found.content_type, found.headers)
         static = self._static.get(path)
         if static is not None:
             return _response(http.HTTPStatus.OK, *static)

@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     from eegpi.cli.commands import (
         cmd_device,
         cmd_pipelines,
+        cmd_record,
+        cmd_recordings,
         cmd_start,
         cmd_status,
         cmd_stop,
@@ -210,6 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
     add("pipelines", cmd_pipelines, "the pipelines the daemon knows, and files that did not load")
     add("topics", cmd_topics, "WebSocket topics, their subscribers and stream metadata")
+    add("recordings", cmd_recordings, "recording files in the daemon's data directory")
+    p = add("record", cmd_record, "start or stop recording on a running pipeline's recorders")
+    p.add_argument("action", choices=("start", "stop"))
+    p.add_argument("name", metavar="PIPELINE")
+    p.add_argument("--stage", metavar="STAGE", help="one recorder stage (default: every one)")
     add("device", cmd_device, "ADS1299 identity, registers and lead-off status")
     p = add("validate", cmd_validate, "check pipeline files locally (no daemon needed)")
     p.add_argument("files", metavar="FILE", nargs="+")

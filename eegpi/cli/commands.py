@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any
 
 from eegpi.cli.client import ControlClient
@@ -27,6 +28,8 @@ __all__ = [
     "cmd_build_native",
     "cmd_device",
     "cmd_pipelines",
+    "cmd_record",
+    "cmd_recordings",
     "cmd_start",
     "cmd_status",
     "cmd_stop",
@@ -128,6 +131,57 @@ def cmd_pipelines(args: argparse.Namespace) -> int:
             # Load errors usually name their file already.
             print(f"  {e.message}" if e.message.startswith(e.path) else f"  {e.path}: {e.message}")
     return 0
+
+
+def cmd_recordings(args: argparse.Namespace) -> int:
+    """The recording files in the daemon's data directory (download: /recordings/NAME)."""
+    with _client(args) as client:
+        reply = client.call(client.pipelines.ListRecordings, pb.ListRecordingsRequest())
+    files = [convert.recording_file_from_pb(m) for m in reply.recordings]
+    if args.json:
+        print_json([record_json(f) for f in files])
+        return 0
+    if not files:
+        print("no recordings (a pipeline with a recorder stage makes them)")
+        return 0
+    rows = [
+        (
+            f.name,
+            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(f.start_time)) if f.start_time else "-",
+            format_duration(f.duration_s),
+            f.bytes,
+            "complete" if f.complete else "being written (or not finalised)",
+        )
+        for f in files
+    ]
+    print(table(("NAME", "START (UTC)", "DURATION", "BYTES", "STATE"), rows))
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    """StartRecording / StopRecording on a running pipeline's recorder stages."""
+    request = pb.RecordingRequest(pipeline=args.name, stage=args.stage or "")
+    with _client(args) as client:
+        method = (
+            client.pipelines.StartRecording
+            if args.action == "start"
+            else client.pipelines.StopRecording
+        )
+        reply = client.call(method, request)
+    statuses = [convert.recording_status_from_pb(m) for m in reply.recordings]
+    if args.json:
+        print_json([record_json(s) for s in statuses])
+    else:
+        for s in statuses:
+            state = "recording" if s.active else "stopped"
+            where = (
+                f" {s.file} ({format_duration(s.duration_s)}, {s.bytes} bytes)" if s.file else ""
+            )
+            print(f"{args.name}/{s.stage}: {state}{where}")
+            if s.last_error:
+                print(f"{args.name}/{s.stage}: last error: {s.last_error}")
+    failed = args.action == "start" and any(not s.active for s in statuses)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def cmd_topics(args: argparse.Namespace) -> int:

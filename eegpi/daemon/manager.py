@@ -46,6 +46,8 @@ from eegpi.hardware.config import DeviceConfig
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import PipelineSpec, load_pipeline_file
 from eegpi.pipeline.stage import SourceStats, StageContext, TopicPublisher
+from eegpi.recording import Recorders, list_recordings, repair_unfinished
+from eegpi.recording.http import serve_from
 from eegpi.status import (
     DeviceInfo,
     DeviceReport,
@@ -53,6 +55,8 @@ from eegpi.status import (
     PipelineInfo,
     PipelineState,
     PipelineStatus,
+    RecordingFile,
+    RecordingStatus,
     ReloadResult,
     TopicStatus,
 )
@@ -94,6 +98,8 @@ class _Entry:
     """The file disappeared at a reload while the pipeline ran; drop it when it stops."""
     op: _Op | None = None
     """The latest start or stop asked for (any earlier one finishes first)."""
+    recorders: Recorders | None = None
+    """The recorder stages of the current (or last) run."""
 
     def pending(self) -> _Op | None:
         op = self.op
@@ -142,6 +148,7 @@ class PipelineManager:
         self._reloading = asyncio.Lock()
         self._closing = False
         """Set by ``stop_all``: no new start is accepted."""
+        serve_from(data_dir)  # the web port's /recordings/
 
     # -- loading -----------------------------------------------------------------------------
 
@@ -176,7 +183,11 @@ class PipelineManager:
         return specs, errors
 
     def load(self) -> ReloadResult:
-        """Read the pipelines directory (blocking: at start-up, before serving)."""
+        """Read the pipelines directory (blocking: at start-up, before serving).
+
+        Recordings a crash left unfinished are repaired first (no recorder runs yet).
+        """
+        repair_unfinished(Path(self._data_dir))
         return self._apply(*self._scan())
 
     async def reload(self) -> ReloadResult:
@@ -255,6 +266,7 @@ class PipelineManager:
             sample_rate_measured_hz=stats.sample_rate_measured_hz,
             clock_ppm=stats.clock_ppm,
             timestamp_residual_us=stats.timestamp_residual_us,
+            recordings=e.recorders.statuses() if e.recorders is not None else (),
         )
 
     def running(self) -> list[str]:
@@ -369,9 +381,15 @@ class PipelineManager:
                 )
         entry.spec, entry.next_spec = spec, None
         self._loop = asyncio.get_running_loop()
+        recorders = Recorders()
         ctx = StageContext(
-            pipeline=name, device=self._device, publisher=self._publisher, data_dir=self._data_dir
+            pipeline=name,
+            device=self._device,
+            publisher=self._publisher,
+            data_dir=self._data_dir,
+            extras={Recorders.KEY: recorders},
         )
+        entry.recorders = recorders
         runner = PipelineRunner(spec, ctx)
         runner.on_change = lambda: self._from_thread(name, runner)
         entry.state, entry.last_error, entry.runner = PipelineState.STARTING, "", runner
@@ -498,6 +516,36 @@ class PipelineManager:
             return  # a start or stop in progress handles it, or a newer run has begun
         self._finish(entry, runner)
         self._drop_if_removed(name, entry)
+
+    # -- recordings --------------------------------------------------------------------------
+
+    async def start_recording(self, pipeline: str, stage: str = "") -> list[RecordingStatus]:
+        """Start recording on the recorder stages of a running pipeline (all when ``stage`` is
+        empty); those already recording go on unchanged."""
+        entry = self._get(pipeline)
+        if entry.state is not PipelineState.RUNNING or entry.recorders is None:
+            raise PipelineStateError(
+                f"pipeline '{pipeline}' is {entry.state.value.lower()}; recordings start on a "
+                f"running pipeline (eegpi start {pipeline})"
+            )
+        chosen = entry.recorders.select(pipeline, stage)
+        statuses = await asyncio.to_thread(lambda: [r.start_recording() for r in chosen])
+        self._notify(pipeline)
+        return statuses
+
+    async def stop_recording(self, pipeline: str, stage: str = "") -> list[RecordingStatus]:
+        """Finalise the files of the selected recorder stages (not recording: nothing to do)."""
+        entry = self._get(pipeline)
+        if entry.recorders is None:
+            return []
+        chosen = entry.recorders.select(pipeline, stage)
+        statuses = await asyncio.to_thread(lambda: [r.stop_recording() for r in chosen])
+        self._notify(pipeline)
+        return statuses
+
+    async def list_recordings(self) -> list[RecordingFile]:
+        """The recording files under the data directory, newest first."""
+        return await asyncio.to_thread(list_recordings, Path(self._data_dir))
 
     # -- watching ----------------------------------------------------------------------------
 

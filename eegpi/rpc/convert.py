@@ -21,6 +21,8 @@ from eegpi.status import (
     PipelineInfo,
     PipelineState,
     PipelineStatus,
+    RecordingFile,
+    RecordingStatus,
     RegisterValue,
     ReloadResult,
     TopicStatus,
@@ -40,6 +42,10 @@ __all__ = [
     "pipeline_list_to_pb",
     "pipeline_status_from_pb",
     "pipeline_status_to_pb",
+    "recording_file_from_pb",
+    "recording_file_to_pb",
+    "recording_status_from_pb",
+    "recording_status_to_pb",
     "registers_from_pb",
     "registers_to_pb",
     "reload_result_to_pb",
@@ -148,6 +154,7 @@ def pipeline_status_to_pb(status: PipelineStatus) -> pb.PipelineStatus:
         sample_rate_measured_hz=status.sample_rate_measured_hz,
         clock_ppm=status.clock_ppm,
         timestamp_residual_us=status.timestamp_residual_us,
+        recordings=[recording_status_to_pb(r) for r in status.recordings],
     )
 
 
@@ -164,6 +171,51 @@ def pipeline_status_from_pb(msg: pb.PipelineStatus) -> PipelineStatus:
         sample_rate_measured_hz=msg.sample_rate_measured_hz,
         clock_ppm=msg.clock_ppm,
         timestamp_residual_us=msg.timestamp_residual_us,
+        recordings=tuple(recording_status_from_pb(r) for r in msg.recordings),
+    )
+
+
+def recording_status_to_pb(status: RecordingStatus) -> pb.RecordingStatus:
+    return pb.RecordingStatus(
+        stage=status.stage,
+        active=status.active,
+        file=status.file,
+        duration_s=status.duration_s,
+        bytes=_u64(status.bytes, "recording bytes"),
+        samples_dropped=_u64(status.samples_dropped, "recording samples_dropped"),
+        last_error=status.last_error,
+    )
+
+
+def recording_status_from_pb(msg: pb.RecordingStatus) -> RecordingStatus:
+    return RecordingStatus(
+        stage=msg.stage,
+        active=msg.active,
+        file=msg.file,
+        duration_s=msg.duration_s,
+        bytes=msg.bytes,
+        samples_dropped=msg.samples_dropped,
+        last_error=msg.last_error,
+    )
+
+
+def recording_file_to_pb(file: RecordingFile) -> pb.RecordingFile:
+    return pb.RecordingFile(
+        name=file.name,
+        bytes=_u64(file.bytes, "recording file bytes"),
+        start_time=_timestamp(file.start_time),
+        duration_s=file.duration_s,
+        complete=file.complete,
+    )
+
+
+def recording_file_from_pb(msg: pb.RecordingFile) -> RecordingFile:
+    return RecordingFile(
+        name=msg.name,
+        bytes=msg.bytes,
+        start_time=_unix_seconds(msg.start_time) if msg.HasField("start_time") else None,
+        duration_s=msg.duration_s,
+        complete=msg.complete,
     )
 
 

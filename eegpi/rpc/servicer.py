@@ -176,6 +176,29 @@ class PipelineControlServicer(control_pb2_grpc.PipelineControlServicer):
             result = await self._control.reload()
         return convert.reload_result_to_pb(result)
 
+    async def StartRecording(self, request: pb.RecordingRequest, context: Any) -> pb.RecordingReply:
+        name = await _checked_name(request.pipeline, context, required=True)
+        stage = await _checked_name(request.stage, context, required=False)
+        async with _reported(context, "StartRecording"):
+            statuses = await self._control.start_recording(name, stage)
+        return pb.RecordingReply(recordings=[convert.recording_status_to_pb(s) for s in statuses])
+
+    async def StopRecording(self, request: pb.RecordingRequest, context: Any) -> pb.RecordingReply:
+        name = await _checked_name(request.pipeline, context, required=True)
+        stage = await _checked_name(request.stage, context, required=False)
+        async with _reported(context, "StopRecording"):
+            statuses = await self._control.stop_recording(name, stage)
+        return pb.RecordingReply(recordings=[convert.recording_status_to_pb(s) for s in statuses])
+
+    async def ListRecordings(
+        self, request: pb.ListRecordingsRequest, context: Any
+    ) -> pb.ListRecordingsResponse:
+        async with _reported(context, "ListRecordings"):
+            files = await self._control.list_recordings()
+        return pb.ListRecordingsResponse(
+            recordings=[convert.recording_file_to_pb(f) for f in files]
+        )
+
 
 class DeviceServicer(device_pb2_grpc.DeviceServicer):
     """eegpi.v1.Device over a ControlPlane."""
