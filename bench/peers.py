@@ -191,7 +191,11 @@ def main(argv: list[str] | None = None) -> list[RunResult]:
         print(f"pieeg-server is not installed; skipped. To compare with it: {INSTALL_HINT}")
         return []
     results = run_interleaved(
-        [EegpiServer(), PieegServer(exe)],
+        [
+            EegpiServer(),
+            *(EegpiServer(checkout=c.resolve()) for c in args.against),
+            PieegServer(exe),
+        ],
         client_counts(args.clients),
         args.seconds,
         args.warmup,
