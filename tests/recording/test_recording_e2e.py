@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +26,7 @@ import pytest
 import websockets
 import yaml
 
-from eegpi.recording.catalog import read_header
+from eegpi.recording.catalog import RECOVERED, read_header
 from eegpi.v1 import control_pb2 as pb
 from eegpi.v1 import control_pb2_grpc
 from tests.conftest import REPO, Daemon, start_daemon
@@ -179,3 +182,114 @@ def _compare(read: Read, first: int, received: dict[int, np.ndarray], end_row: i
             assert np.max(np.abs(read.uv[row] - ws_row)) <= LSB_UV, row
             compared += 1
     return compared
+
+
+def test_sigkill_leaves_a_file_readable_up_to_the_last_second(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    pipelines = _pipelines(tmp_path, "record")
+    d = start_daemon("--config", str(cfg), pipelines=pipelines, autostart=("record",))
+    try:
+        stub = _stub(d)
+
+        def recorded() -> Any:
+            raw = _recordings(stub).get("raw")
+            return raw if raw is not None and raw.duration_s >= 3.0 else None
+
+        before = _wait("three seconds of recording", recorded)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+    finally:
+        _kill(d)
+    path = tmp_path / "data" / before.file
+    assert read_header(path).n_records == -1  # never finalised
+    read = read_mne(path)
+    # Whole records reach the file as they fill: at most the last second is missing.
+    n = len(read.uv)
+    assert n >= (before.duration_s - 1.0) * 250
+    _, gaps = _check_time_axis(read, n)  # contiguous: every sample at its own slot
+    gap_texts = [(o, t) for o, _, t in read.annotations if t.startswith("gap:")]
+    assert sorted((round(o * 250), int(t.split()[1])) for o, t in gap_texts) == gaps
+
+    # The next start repairs the header, so readers that need the count open it too.
+    d = start_daemon("--config", str(cfg), pipelines=pipelines, autostart=())
+    try:
+        d.wait_for_line(r"was not finalised \(unclean stop\): repaired")
+    finally:
+        _kill(d)
+    assert read_header(path).n_records == n // 250
+    repaired = read_pyedflib(path)
+    assert np.max(np.abs(repaired.uv - read.uv)) <= LSB_UV
+    assert onsets(repaired, RECOVERED) == [pytest.approx(n / 250)]
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 96 KiB filesystem (tmpfs with a size limit) that the recording fills in seconds."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a size-limited filesystem needs root (CI runs as root)")
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=96k", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+async def _stream_while(url: str, done: Any) -> list[Any]:
+    """eeg_voltage messages until ``done()`` says so, then one more second of them."""
+    messages: list[Any] = []
+    async with websockets.connect(url, max_size=2**24) as ws:
+        await ws.send(json.dumps({"subscribe": "eeg_voltage"}))
+        end_seq: int | None = None
+        while end_seq is None or messages[-1]["seq"] < end_seq:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
+            if "topic" not in msg:
+                continue
+            messages.append(msg)
+            if end_seq is None and await asyncio.to_thread(done):
+                end_seq = msg["seq"] + 250
+    return messages
+
+
+def test_a_full_disk_ends_the_recording_cleanly_and_streaming_goes_on(
+    tmp_path: Path, small_fs: Path
+) -> None:
+    cfg = tmp_path / "eegpi.yaml"
+    device = {"backend": "mock", "emulator": {"stamp_index": True}}
+    cfg.write_text(yaml.safe_dump({"device": device, "data_dir": str(small_fs)}))
+    pipelines = _pipelines(tmp_path, "record")
+    d = start_daemon("--config", str(cfg), pipelines=pipelines, autostart=("record",))
+    try:
+        stub = _stub(d)
+
+        def both_failed() -> bool:
+            recs = _recordings(stub)
+            return all("disk full" in r.last_error for r in recs.values())
+
+        messages = asyncio.run(_stream_while(d.ws_url, both_failed))
+        status = stub.GetStatus(pb.GetStatusRequest(name="record"), timeout=10).pipelines[0]
+    finally:
+        _kill(d)
+    assert status.state == pb.PIPELINE_STATE_RUNNING and not status.last_error
+    for rec in status.recordings:
+        assert not rec.active
+        assert rec.last_error.startswith(f"disk full writing {rec.file}: recording stopped")
+        path = small_fs / rec.file
+        info = read_header(path)
+        assert info.n_records >= 1  # finalised, whole records only
+        assert path.stat().st_size == info.header_size + info.n_records * info.record_size
+        read = read_mne(path)
+        assert read.channels == NAMES
+    # The subscriber kept receiving after both recorders gave up (a second of samples at least).
+    seqs = [m["seq"] for m in messages]
+    assert seqs == sorted(seqs) and seqs[-1] - seqs[0] >= 250
+    raw = read_mne(small_fs / next(r.file for r in status.recordings if r.stage == "raw"))
+    _check_time_axis(raw, len(raw.uv) - int(is_gap(raw.uv[::-1]).argmin()))
