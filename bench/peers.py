@@ -40,6 +40,7 @@ from bench.tree import (
     add_arguments,
     cells,
     client_counts,
+    die_with_parent,
     first_data,
     print_results,
     run_interleaved,
@@ -120,6 +121,7 @@ class PieegServer:
             text=True,
             cwd=home,
             env={**os.environ, "HOME": str(home), "COLUMNS": "200"},
+            preexec_fn=die_with_parent,
         )
 
         def stop() -> None:

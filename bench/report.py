@@ -174,18 +174,13 @@ def render(m: Machine, rows: list[Row], notes: list[str]) -> str:
         "/proc), as a share of one core, so other work on the host does not inflate it; "
         "latency and loss do depend on that other work.",
         "",
-        "| machine | |",
-        "|---|---|",
-        f"| CPU | {m.cpu_model}, {m.cores} cores |",
-        f"| kernel, Python | {m.kernel}, Python {m.python} |",
-        f"| eegpi | {m.commit} |",
-        f"| run | {m.started} |",
-        f"| load average (1/5/15 min) | {_load(m.load_start)} at start, "
-        f"{_load(m.load_end)} at end |",
-        f"| whole host busy during the run | {100 * m.host_busy:.0f} % of {m.cores} cores "
-        f"(every process, the bench's own clients included) |",
-        f"| other work | {other}; the host is shared, so other processes may have run too "
-        "(see the load average) |",
+        f"- **Machine**: {m.cpu_model}, {m.cores} cores; {m.kernel}; Python {m.python}",
+        f"- **eegpi**: {m.commit}",
+        f"- **Run**: {m.started}; load average (1/5/15 min) {_load(m.load_start)} at start, "
+        f"{_load(m.load_end)} at end; the whole host was busy {100 * m.host_busy:.0f} % of "
+        f"its {m.cores} cores during the run (every process, the bench's own clients included)",
+        f"- **Other work**: {other}; the host is shared, so other processes may have run too "
+        "(see the load average)",
         "",
         "| figure | target | measured | |",
         "|---|---|---|---|",

@@ -19,10 +19,12 @@ range over repetitions. One run, nothing asserted.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -46,6 +48,7 @@ __all__ = [
     "RunResult",
     "Running",
     "StderrLines",
+    "die_with_parent",
     "label_processes",
     "main",
     "measure",
@@ -164,6 +167,7 @@ def _clients(running: Running, n: int) -> Iterator[subprocess.Popen[str] | None]
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
+        preexec_fn=die_with_parent,
     )
     try:
         assert proc.stdout is not None
@@ -273,6 +277,12 @@ def first_data(url: str, hello: str | None, is_data: Callable[[Any], bool], time
                 return
 
 
+def die_with_parent() -> None:
+    """preexec_fn: SIGTERM this child when the bench dies, so no server outlives a killed run."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def terminate(proc: subprocess.Popen[str]) -> None:
     """SIGTERM, then SIGKILL if it has not exited within 20 s."""
     if proc.poll() is None:
@@ -322,6 +332,7 @@ class EegpiServer:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            preexec_fn=die_with_parent,
         )
 
         def stop() -> None:

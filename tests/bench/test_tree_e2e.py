@@ -4,8 +4,12 @@ clients run in their own process and report what they received."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
-from bench.tree import EegpiServer, measure
+from bench.tree import REPO, EegpiServer, measure
 
 
 def test_measure_reads_the_whole_tree_of_a_real_daemon() -> None:
@@ -20,3 +24,35 @@ def test_measure_reads_the_whole_tree_of_a_real_daemon() -> None:
     assert r.first_data_s > 0
     assert r.cpu.total == sum(r.cpu.process.values())
     assert {label.split("/")[0] for _, label in r.cpu.thread} <= roles
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_bench_leaves_no_server_behind() -> None:
+    code = (
+        "from bench.tree import EegpiServer; r = EegpiServer().start(); "
+        "print(r.proc.pid, flush=True); import sys; sys.stdin.read()"
+    )
+    bench = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    assert bench.stdout is not None
+    server = int(bench.stdout.readline())
+    bench.kill()
+    bench.wait()
+    deadline = time.monotonic() + 30.0
+    while not _gone(server):
+        if time.monotonic() > deadline:
+            os.kill(server, signal.SIGKILL)
+            raise AssertionError("the server outlived the bench that started it")
+        time.sleep(0.05)  # polling /proc for the exit, bounded by the deadline
