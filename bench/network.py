@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import websockets
 
+from bench.tree import die_with_parent
 from eegpi.broker import decode_binary_data
 
 PIPELINE = """\
@@ -128,6 +129,7 @@ def run(
             ],
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=die_with_parent,
         )
         try:
             assert proc.stderr is not None
