@@ -98,6 +98,8 @@ class Recorder:
         self._early_markers: list[Marker] = []
         self._last_sync = 0.0
         self._finishing = False
+        self._resume: tuple[int, float] | None = None
+        """After a rotation at a block boundary: where the next file starts (seq, time)."""
         self._thread = threading.Thread(
             target=self._run, name=f"eegpi-recorder-{config.pipeline}-{config.stage}", daemon=True
         )
@@ -185,6 +187,7 @@ class Recorder:
             return False
         self._finish("recording stop")
         self._armed = False
+        self._resume = None
         self._early_markers.clear()
         self._release_waiters()
         self._set_status(active=False)
@@ -199,7 +202,11 @@ class Recorder:
     def _on_block(self, block: Block) -> None:
         if not self._armed:
             return
-        if self._file is None:
+        if self._file is None and self._resume is not None:
+            seq0, start = self._resume
+            self._resume = None
+            self._open(seq0, start, "recording continues from the previous file")
+        elif self._file is None:
             self._open(block.seq, block.timestamp)
         data = np.asarray(block.data)
         seq = block.seq
@@ -319,6 +326,9 @@ class Recorder:
         start_time = f.start_time - self._frac + self._onset(start_seq)
         rest, next_seq = self._buffer, self._next_seq
         self._close_file()
+        if not len(rest):  # the next file opens with the next block (none may come)
+            self._resume = (start_seq, start_time)
+            return
         self._open(start_seq, start_time, "recording continues from the previous file")
         self._buffer, self._next_seq = rest, next_seq
 
@@ -386,6 +396,7 @@ class Recorder:
         self._pending.clear()
         self._buffer = np.zeros((0, self._n_channels), np.int32)
         self._armed = False
+        self._resume = None
         with self._lock:
             self._wanted = False
         if f is not None:

@@ -16,9 +16,11 @@ import pytest
 
 from eegpi.hardware.config import DeviceConfig
 from eegpi.pipeline.stage import NullPublisher, StageContext
-from eegpi.pipeline.stages.recorder import RecorderParams, RecorderStage
+from eegpi.pipeline.stages.recorder import RecorderParams, RecorderStage, _signals
+from eegpi.recording.bdf import Layout
 from eegpi.recording.catalog import RECOVERED, list_recordings, read_header, repair_unfinished
 from eegpi.recording.control import Recorders
+from eegpi.recording.recorder import Recorder, RecorderConfig
 from eegpi.stream import Block, Marker, StreamMeta
 from tests.recording.helpers import LSB_UV, is_gap, onsets, read_mne, read_pyedflib
 
@@ -143,13 +145,22 @@ def _wait_for_records(data_dir: Path, records: int) -> Path:
         time.sleep(0.01)
 
 
-def test_rotation_keeps_every_sample_once(tmp_path: Path) -> None:
-    stage, _ = _stage(tmp_path, rotate_minutes=3 / 60)  # 3 s per file
+@pytest.mark.parametrize(
+    ("params", "n_files"),
+    [({"rotate_minutes": 3 / 60}, 3), ({"rotate_mb": 0.02}, 4)],
+    ids=["by-duration", "by-size"],
+)
+def test_rotation_keeps_every_sample_once(
+    tmp_path: Path, params: dict[str, float], n_files: int
+) -> None:
+    stage, _ = _stage(tmp_path, **params)
     codes = _codes(2000, seed=2)
     _feed(stage, codes)
     stage.close()
     files = sorted(tmp_path.rglob("*.bdf"))
-    assert len(files) == 3
+    assert len(files) == n_files
+    if "rotate_mb" in params:
+        assert all(f.stat().st_size <= params["rotate_mb"] * 1e6 for f in files)
     parts = []
     for f in files:
         read = read_mne(f)
@@ -158,6 +169,31 @@ def test_rotation_keeps_every_sample_once(tmp_path: Path) -> None:
     assert joined.shape == codes.shape
     assert np.max(np.abs(joined - codes * LSB_UV)) <= LSB_UV
     assert onsets(read_mne(files[1]), "recording continues") == [0.0]
+
+
+def test_blocks_a_full_queue_refuses_are_counted_and_annotated(tmp_path: Path) -> None:
+    layout = Layout("bdf", _signals(META, None)[0], 250, 1.0)
+    config = RecorderConfig(tmp_path, "{stage}.{ext}", "lab", "raw", queue_blocks=2)
+    recorder = Recorder(config, layout, FS, _signals(META, None)[1])
+    recorder.start(wait_s=0)
+    codes = _codes(400, seed=4)
+    with recorder._lock:  # the writer stalls at its first status update: a slow disk
+        for s in range(0, 400, 10):
+            recorder.feed(Block(codes[s : s + 10].astype(np.float64), s, T0 + s / FS, META))
+    recorder.stop()
+    recorder.close()
+    dropped = recorder.status().samples_dropped
+    assert dropped >= 400 - 10 * (2 + 1)  # the queue holds 2 blocks, the writer at most 1
+    read = read_mne(tmp_path / "raw.bdf")
+    [stop] = onsets(read, "recording stop")
+    end = round(stop * FS)
+    rows = np.flatnonzero(~is_gap(read.uv[:end]))
+    # Every kept sample is at its own slot, every refused one is counted, and each refused
+    # sample inside the file is part of an annotated gap.
+    assert np.max(np.abs(read.uv[rows] - codes[rows] * LSB_UV)) <= LSB_UV
+    assert dropped == 400 - len(rows)
+    lost = [int(t.split()[1]) for _, _, t in read.annotations if t.startswith("gap:")]
+    assert sum(lost) == end - len(rows)
 
 
 def test_stop_and_start_make_a_new_file(tmp_path: Path) -> None:
