@@ -293,3 +293,27 @@ def test_a_full_disk_ends_the_recording_cleanly_and_streaming_goes_on(
     assert seqs == sorted(seqs) and seqs[-1] - seqs[0] >= 250
     raw = read_mne(small_fs / next(r.file for r in status.recordings if r.stage == "raw"))
     _check_time_axis(raw, len(raw.uv) - int(is_gap(raw.uv[::-1]).argmin()))
+
+
+def test_sigterm_finalises_every_file(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    d = start_daemon(
+        "--config", str(cfg), pipelines=_pipelines(tmp_path, "record"), autostart=("record",)
+    )
+    try:
+        stub = _stub(d)
+
+        def recorded() -> Any:
+            recs = _recordings(stub)
+            return recs if recs and all(r.duration_s >= 2.0 for r in recs.values()) else None
+
+        recs = _wait("two seconds in both files", recorded)
+        assert d.terminate() == 0
+    finally:
+        _kill(d)
+    for rec in recs.values():
+        path = tmp_path / "data" / rec.file
+        assert read_header(path).n_records >= 2
+        read = read_pyedflib(path)  # EDFlib refuses a file without the count
+        assert read.channels == NAMES
+        assert len(onsets(read, "recording stop")) == 1
