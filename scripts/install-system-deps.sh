@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite drives for real: headless Chromium (viewer page),
 # systemd-analyze and a C compiler (the native reader). With --deploy (make test-deploy): what
-# builds and boots a Debian container with systemd-nspawn and reaches it over SSH. Needs root (CI runs as root);
-# otherwise says what to install.
+# builds and boots a Debian container with systemd-nspawn and reaches it over SSH. Needs root
+# (CI runs as root); otherwise says what to install.
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)

@@ -176,6 +176,9 @@ def _write_inventory(
             },
             "vars": {
                 "eegpi_device_backend": "mock",
+                # the native reader, compiled on the host, runs the daemon's acquisition
+                "eegpi_native_reader": True,
+                "eegpi_device": {"reader": "native"},
                 # the container shares this machine's network: loopback ports of its own
                 "eegpi_grpc_listen": f"127.0.0.1:{grpc}",
                 "eegpi_websocket_listen": f"127.0.0.1:{ws}",
@@ -302,6 +305,8 @@ def test_the_pi_can_run_the_playbook_on_itself(site: Site) -> None:
         "eegpi_websocket_listen": f"127.0.0.1:{site.ws_port}",
         "eegpi_token": site.token,
         "eegpi_wheel": f"/opt/eegpi-wheels/{wheel.name}",
+        "eegpi_native_reader": True,
+        "eegpi_device": {"reader": "native"},
     }
     (host.root / "root/local.json").write_text(json.dumps(extra))
     res = host.run(
