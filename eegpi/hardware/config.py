@@ -59,6 +59,10 @@ class EmulatorConfig:
     """Error of the oscillator of chip 2 on its own chip-select (``pieeg16``): None = the same
     clock as chip 1 (a shared clock, or one START pin); another value models two free-running
     oscillators, whose conversions drift apart."""
+    drdy_jitter_us: float = 0.0
+    """Interrupt latency of the DRDY edge stamps: each is late by 0 to this many microseconds
+    (uniform, from the seed and the conversion number), as a kernel stamps the edge when its
+    handler runs. The event itself is readable from the edge on; conversions keep their time."""
     alpha_uv: float = 20.0
     """Amplitude of the 10 Hz alpha rhythm on every normal-input channel."""
     alpha_hz: float = 10.0
@@ -145,6 +149,15 @@ class EmulatorConfig:
             raise ValueError(f"emulator.miso_stuck: {self.miso_stuck} is not 0 or 255")
         if self.event_buffer_size < 1:
             raise ValueError("emulator.event_buffer_size: must be at least 1")
+        jitter = self.drdy_jitter_us
+        if (
+            isinstance(jitter, bool)
+            or not isinstance(jitter, int | float)
+            or not 0 <= jitter <= 1e4
+        ):
+            raise ValueError(
+                f"emulator.drdy_jitter_us: {jitter!r} is not a number of microseconds, 0 to 10000"
+            )
         for name in ("late_read_every", "late_read_periods", "corrupt_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"emulator.{name}: must not be negative")

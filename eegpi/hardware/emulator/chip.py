@@ -54,6 +54,7 @@ from eegpi.ads1299.settings import VREF_V
 from eegpi.hardware.config import EmulatorConfig
 from eegpi.hardware.emulator.chunks import ChunkSource, ChunkSteps
 from eegpi.hardware.emulator.clock import EmulatorClock
+from eegpi.hardware.emulator.latency import stamp_latency_ns
 from eegpi.hardware.emulator.signals import FCLK_HZ, ChannelPlan, SignalGenerator
 from eegpi.hardware.emulator.timing import Violation, ViolationLog
 
@@ -142,6 +143,7 @@ class Ads1299Emulator:
         self._chunks = ChunkSource(self._chunk_steps, _CHUNK)
         self._silent = frozenset(cfg.silent_conversions)
         self._dropped = frozenset(cfg.drop_conversions) - self._silent
+        self._jitter_ns = round(cfg.drdy_jitter_us * 1000)
         self._stalled_read = 0
         self._reset_low_ns: int | None = None
         self._update_clock()
@@ -258,7 +260,14 @@ class Ads1299Emulator:
         """Index of the newest completed conversion of this run (-1 before the first)."""
         if self._first_ns is None or now < self._first_ns:
             return -1
-        n = int((now - self._first_ns) // self._tdr_ns)
+        first, tdr = self._first_ns, self._tdr_ns
+        n = int((now - first) // tdr)
+        # Edge k falls at ceil(first + k tDR) (``next_edge_ns``); the division may round to
+        # the other side of that with a tDR that is not a whole number of ns (a ppm-off clock).
+        if math.ceil(first + (n + 1) * tdr) <= now:
+            n += 1
+        elif n >= 0 and math.ceil(first + n * tdr) > now:
+            n -= 1
         cap = self._cap()
         return n if cap is None else min(n, cap)
 
@@ -348,7 +357,8 @@ class Ads1299Emulator:
             while k >= next_index and len(stamps) < limit:
                 if k not in silent:
                     if k not in dropped:
-                        stamps.append((position, int(self._first_ns + k * self._tdr_ns)))
+                        late = stamp_latency_ns(self._jitter_ns, self.cfg.seed, run_id, k)
+                        stamps.append((position, int(self._first_ns + k * self._tdr_ns) + late))
                     position -= 1
                 k -= 1
             stamps.reverse()

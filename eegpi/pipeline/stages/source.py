@@ -7,6 +7,13 @@ until the frames that arrived span ``tick_ms`` (3 samples at 250 SPS, 129 at 16 
 default 8 ms), so the cost of a tick is spread over several samples while no sample waits more
 than ``tick_ms`` for it. ``tick_ms: 0`` runs the pipeline on every frame (closed-loop uses).
 
+Timestamps come from the sample clock (:mod:`eegpi.pipeline.clock`): a block's ``timestamp``
+is the fitted time of its first sample, not that sample's DRDY stamp, so the stamps' interrupt
+jitter is gone and the crystal's drift is followed; :meth:`Ads1299Source.seq_time` and
+:meth:`Ads1299Source.seq_at` map samples and times both ways for events (markers). A backlog
+is handed on in blocks of at most ``_MAX_BLOCK_S`` (or two ticks), so samples inside a block,
+at the nominal rate from its timestamp, stay within a few microseconds of the clock.
+
 Counters (:meth:`Ads1299Source.stats`), kept by the stage itself so they survive stop and
 close: ``samples_acquired`` is the samples handed downstream by ``read``; ``samples_dropped``
 the conversions lost for any reason before the newest slot the stage has dealt with (missed
@@ -21,6 +28,7 @@ shared-memory ring; with ``thread`` it drives the driver and an acquisition thre
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -45,6 +53,7 @@ from eegpi.hardware.acquisition import Acquisition, FrameSource
 from eegpi.hardware.config import DeviceConfig
 from eegpi.hardware.driver import Ads1299, DeviceSnapshot, device_report
 from eegpi.hardware.process import AcquisitionProcess
+from eegpi.pipeline.clock import ClockLine, SampleClock
 from eegpi.pipeline.labels import check_channel_name, check_unique
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import SourceStage, SourceStats, StageContext
@@ -60,6 +69,10 @@ leaves with its oldest sample under 10 ms old."""
 TICK_MS_MAX = 50.0
 _TICK_MARGIN_S = 0.002
 """Extra wait for a tick's last frame before running on what arrived (a conversion was lost)."""
+_MAX_BLOCK_S = 0.02
+"""A backlog (the pipeline fell behind) is handed on in blocks of at most two ticks or this
+long, whichever is more: samples within a block follow its timestamp at the nominal rate, off
+the sample clock by the crystal's error over the block (2 us at 100 ppm over 20 ms)."""
 _RT_PRIORITY = 50
 """SCHED_FIFO priority the acquisition thread asks for (pi backend)."""
 _EMULATOR_NICE = -15
@@ -291,7 +304,9 @@ class Ads1299Source(SourceStage):
         """The slot after the newest one counted as acquired or dropped."""
         self._taken_end = 0
         """The slot after the newest frame taken from the ring."""
-        self._offset_ns = 0
+        self._clock = SampleClock(params.sample_rate)
+        self._max_block = max(2 * params.tick_frames, math.ceil(params.sample_rate * _MAX_BLOCK_S))
+        """Most samples in one block (a backlog is cut into blocks of this size)."""
         self._last_status: np.ndarray[Any, np.dtype[np.uint32]] | None = None
         self._held_by = ""
 
@@ -380,14 +395,14 @@ class Ads1299Source(SourceStage):
         self._acquired = self._dropped = self._accounted = self._taken_end = 0
         if self._process is not None:
             reply = self._process.start(rate, priority=priority, nice=nice, lossless=lossless)
-            self._offset_ns = reply.wall_offset_ns
+            self._clock.reset(reply.wall_offset_ns)
             self._acq = self._process
             return
         device = self._device
         if device is None:
             raise HardwareError(f"stage {self.name!r}: the device is not open")
         acq = Acquisition(device, rate, priority=priority, nice=nice, lossless=lossless)
-        self._offset_ns = time.time_ns() - device.link.clock.monotonic_ns()
+        self._clock.reset(time.time_ns() - device.link.clock.monotonic_ns())
         self._acq = acq
         acq.start()
 
@@ -449,29 +464,37 @@ class Ads1299Source(SourceStage):
                 self._last_status = decoded.status[-1]
         seq = raw.seq
         n = len(seq)
-        if n and all_valid and int(seq[-1]) - int(seq[0]) == n - 1:  # the usual tick: one run
+        clock = self._clock
+        one_run = n and all_valid and int(seq[-1]) - int(seq[0]) == n - 1
+        if one_run and n <= self._max_block:  # the usual tick: one block
+            clock.update(seq, raw.edge_ns)
             self._pending.append(
                 Block(
                     data=decoded.counts,
                     seq=int(seq[0]),
-                    timestamp=(int(raw.edge_ns[0]) + self._offset_ns) / 1e9,
+                    timestamp=clock.seq_time(int(seq[0])),
                     meta=self._meta,
                 )
             )
             return
+        if valid.any():
+            clock.update(seq[valid], raw.edge_ns[valid])
         # Run boundaries: a slot gap, or an invalid frame (dropped, so its slot becomes a gap).
         breaks = np.flatnonzero((np.diff(seq) != 1) | ~valid[1:] | ~valid[:-1]) + 1
+        cap = self._max_block
         for run in np.split(np.arange(len(seq)), breaks):
             if len(run) == 0 or not valid[run[0]]:
                 continue
-            self._pending.append(
-                Block(
-                    data=decoded.counts[run],
-                    seq=int(seq[run[0]]),
-                    timestamp=(int(raw.edge_ns[run[0]]) + self._offset_ns) / 1e9,
-                    meta=self._meta,
+            for start in range(0, len(run), cap):  # a backlog: blocks of at most ``cap``
+                part = run[start : start + cap]
+                self._pending.append(
+                    Block(
+                        data=decoded.counts[part],
+                        seq=int(seq[part[0]]),
+                        timestamp=clock.seq_time(int(seq[part[0]])),
+                        meta=self._meta,
+                    )
                 )
-            )
 
     def _check_alignment(
         self, status: np.ndarray[Any, np.dtype[np.uint32]], valid: np.ndarray[Any, Any]
@@ -513,8 +536,40 @@ class Ads1299Source(SourceStage):
                 device.close()
 
     def stats(self) -> SourceStats:
-        """This run's counters (see the module doc); they survive stop and close."""
-        return SourceStats(samples_acquired=self._acquired, samples_dropped=self._dropped)
+        """This run's counters and sample clock (see the module doc); they survive stop and
+        close."""
+        line = self._clock.line
+        if line is None:
+            return SourceStats(samples_acquired=self._acquired, samples_dropped=self._dropped)
+        return SourceStats(
+            samples_acquired=self._acquired,
+            samples_dropped=self._dropped,
+            sample_rate_measured_hz=line.rate_hz,
+            clock_ppm=line.ppm,
+            timestamp_residual_us=line.residual_ns / 1e3,
+        )
+
+    @property
+    def clock(self) -> ClockLine | None:
+        """The sample clock's current fit (None before the first sample of a run)."""
+        return self._clock.line
+
+    def seq_time(self, seq: int) -> float:
+        """Unix time of sample ``seq`` on the sample clock (thread-safe).
+
+        Raises:
+            ClockNotReady: no sample of this run has arrived yet.
+        """
+        return self._clock.seq_time(seq)
+
+    def seq_at(self, unix_time: float) -> int:
+        """The sample nearest to ``unix_time`` on the sample clock (thread-safe; may be a
+        sample still to come, or one before the run).
+
+        Raises:
+            ClockNotReady: no sample of this run has arrived yet.
+        """
+        return self._clock.seq_at(unix_time)
 
     @property
     def next_slot(self) -> int:
