@@ -20,7 +20,7 @@ from eegpi.cli.output import (
 from eegpi.cli.tail import fetch_topic_meta
 from eegpi.cli.wait import START, STOP, Action, settle
 from eegpi.rpc import convert
-from eegpi.status import PipelineStatus
+from eegpi.status import PipelineStatus, RecordingStatus
 from eegpi.v1 import control_pb2 as pb
 from eegpi.v1 import device_pb2 as dpb
 
@@ -73,6 +73,17 @@ def _print_statuses(statuses: list[PipelineStatus]) -> None:
             )
         if s.last_error:
             print(f"{s.name}: last error: {s.last_error}")
+        for r in s.recordings:
+            print("\n".join(_recording_lines(s.name, r)))
+
+
+def _recording_lines(pipeline: str, r: RecordingStatus) -> list[str]:
+    state = "recording" if r.active else "not recording"
+    where = f" {r.file} ({format_duration(r.duration_s)}, {r.bytes} bytes)" if r.file else ""
+    lines = [f"{pipeline}/{r.stage}: {state}{where}"]
+    if r.last_error:
+        lines.append(f"{pipeline}/{r.stage}: last error: {r.last_error}")
+    return lines
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -173,13 +184,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         print_json([record_json(s) for s in statuses])
     else:
         for s in statuses:
-            state = "recording" if s.active else "stopped"
-            where = (
-                f" {s.file} ({format_duration(s.duration_s)}, {s.bytes} bytes)" if s.file else ""
-            )
-            print(f"{args.name}/{s.stage}: {state}{where}")
-            if s.last_error:
-                print(f"{args.name}/{s.stage}: last error: {s.last_error}")
+            print("\n".join(_recording_lines(args.name, s)))
     failed = args.action == "start" and any(not s.active for s in statuses)
     return EXIT_FAILED if failed else EXIT_OK
 

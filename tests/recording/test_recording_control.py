@@ -71,6 +71,11 @@ def _ok(d: Daemon, method: str, data: str = "{}") -> Any:
     return json.loads(r.stdout)
 
 
+def _cli(d: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "eegpi", "--grpc", d.grpc_target, "--token", TOKEN, *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+
+
 def _get(d: Daemon, path: str, **headers: str) -> http.client.HTTPResponse:
     conn = http.client.HTTPConnection("127.0.0.1", d.ws_port, timeout=30)
     conn.request("GET", path, headers=headers)
@@ -100,16 +105,15 @@ def test_start_stop_list_download(manual: tuple[Daemon, Path]) -> None:
     again = _ok(d, "StartRecording", '{"pipeline": "manual"}')["recordings"][0]
     assert again["active"] and again["file"] != name
 
-    cli = subprocess.run(
-        [sys.executable, "-m", "eegpi", "--grpc", d.grpc_target, "--token", TOKEN, *RECORDINGS],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    cli = _cli(d, *RECORDINGS)
     assert cli.returncode == 0, cli.stderr
     listed = {r["name"]: r for r in json.loads(cli.stdout)}
     assert listed[name]["complete"] is True and listed[name]["duration_s"] >= 2.0
     assert listed[again["file"]]["complete"] is False  # still being written
+    shown = _cli(d, "status", "manual")
+    assert f"manual/raw: recording {again['file']}" in shown.stdout, shown.stdout
+    ended = _cli(d, "record", "stop", "manual")
+    assert ended.returncode == 0 and f"manual/raw: not recording {again['file']}" in ended.stdout
 
     # Download from the web port: the same bytes, behind the same token and Origin rules.
     auth = {"Authorization": f"Bearer {TOKEN}"}
