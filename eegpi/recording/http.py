@@ -24,7 +24,9 @@ from eegpi.recording.naming import resolve_name
 __all__ = ["PREFIX", "Answer", "answer", "serve_from"]
 
 PREFIX = "/recordings"
-MAX_BODY_BYTES = 256 * 1024 * 1024
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""One answer is read whole on the event loop: big enough for an hour of 8 channels at 500 SPS,
+small enough not to stall the streams for long."""
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _data_dir: Path | None = None
 
