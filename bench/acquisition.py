@@ -238,10 +238,11 @@ def _print_frame_cost(frames: int, rate: int, chips: int) -> None:
         f"  frames per second      {r['frames_per_s']:.0f} (wall clock, chip included, timing "
         f"of {r['calls_per_frame']:.1f} stand-in calls a frame subtracted from the CPU figures)"
     )
+    wire_us = 27 * chips * 8 / 8  # a 27-byte frame per chip at 8 MHz SCLK
     print(
-        f"  on a Pi 4 (x{PI4_FACTOR:g})       reader ~{pi_us:.0f} us per frame, "
-        f"+ 27 us of SPI wire time at 8 MHz and two system calls: "
-        f"~{1e6 / (pi_us + 27 + 20):.0f} frames/s at most from one core"
+        f"  on a Pi 4 (x{PI4_FACTOR:g}, estimated) reader ~{pi_us:.0f} us per frame; with the "
+        f"frame's {wire_us:.0f} us on the SPI wire, at most ~{1e6 / (pi_us + wire_us):.0f} "
+        "frames/s from one core (before the edge-event read and the SPI ioctl themselves)"
     )
 
 
