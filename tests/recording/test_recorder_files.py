@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eegpi.exc import ConfigError
 from eegpi.hardware.config import DeviceConfig
 from eegpi.pipeline.stage import NullPublisher, StageContext
 from eegpi.pipeline.stages.recorder import RecorderParams, RecorderStage, _signals
@@ -221,3 +222,27 @@ def test_bad_params_are_named() -> None:
         RecorderParams(path="{stage}.txt")
     with pytest.raises(ValueError, match="rotate_minutes"):
         RecorderParams(rotate_minutes=0)
+
+
+def test_edf_keeps_values_within_its_16_bit_step(tmp_path: Path) -> None:
+    stage, _ = _stage(tmp_path, format="edf", physical_max=500.0)
+    codes = np.random.default_rng(5).integers(-20000, 20000, size=(500, len(NAMES)))
+    _feed(stage, codes)
+    stage.close()
+    [path] = tmp_path.rglob("*.edf")
+    step = 500.0 / 32767
+    for reader in (read_mne, read_pyedflib):
+        read = reader(path)
+        assert read.channels == list(NAMES)
+        assert np.max(np.abs(read.uv[:500] - codes * LSB_UV)) <= step
+
+
+def test_streams_the_file_cannot_describe_are_refused_at_open(tmp_path: Path) -> None:
+    ctx = StageContext("lab", DeviceConfig(), NullPublisher(), data_dir=str(tmp_path))
+    power = StreamMeta(FS, NAMES, "uV^2", {})
+    with pytest.raises(ConfigError, match="physical_max"):
+        RecorderStage("p", RecorderParams()).open({"in": power}, ctx)
+    odd = StreamMeta(250 / 3, NAMES, "counts", META.extra)
+    with pytest.raises(ConfigError, match="whole number of samples"):
+        RecorderStage("p", RecorderParams()).open({"in": odd}, ctx)
+    assert not list(tmp_path.iterdir())
