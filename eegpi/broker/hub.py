@@ -3,10 +3,12 @@
 Subscribers of a topic are grouped by (format, max_latency_ms); the latency is one of a few
 fixed steps (:data:`~eegpi.broker.commands.LATENCY_STEPS_MS`), so however many clients ask for
 however many latencies, a topic has at most a handful of groups. Each group has one
-:class:`~eegpi.broker.batching.Batcher`; every message it cuts is encoded once and the same
-object is queued to every member, so a topic costs one encode per message however many clients
-watch it. Fan-out only appends to bounded per-client queues (:class:`ClientSession`), so a slow
-or failing client never delays the hub, the pipeline or other clients.
+:class:`~eegpi.broker.batching.Batcher`; every message it cuts is encoded once, and the same
+:class:`~eegpi.broker.wire.DataMessage` (with its WebSocket frame, built once) goes to every
+member, so a topic costs one encode per message however many clients watch it. Fan-out never
+waits: a member that keeps up gets the frame written at once, the others get it appended to
+their bounded queue (:class:`ClientSession`), so a slow or failing client never delays the hub,
+the pipeline or other clients.
 
 A topic may be subscribed before it is declared: the client gets an ack with ``"meta": null``
 and ``"pending": true``, then a second ack with the meta when the producer declares it. When
@@ -19,14 +21,14 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from eegpi.broker.batching import Batcher, Chunk
-from eegpi.broker.codec import encode_binary_data, encode_json_data
+from eegpi.broker.codec import encode_binary_data, encode_control, encode_json_data
 from eegpi.broker.commands import CommandError, Subscribe
 from eegpi.broker.session import CLOSE_INTERNAL_ERROR, BrokerStats, ClientSession
 from eegpi.broker.wire import DataMessage
@@ -167,6 +169,29 @@ class TopicHub:
             if group.batcher is not None:
                 self._emit(entry, group, group.batcher.add(block, now))
                 self._arm(entry, group)
+
+    def publish_event(self, topic: str, event: Mapping[str, Any]) -> None:
+        """Send one event (a marker) to every subscriber of the topic, whatever its format.
+
+        Events are JSON text messages ``{"topic", "seq", "timestamp", "event"}`` that go
+        through the same bounded queues as data: a client that lags loses the oldest and is
+        told (``{"lagged": n}``: an event counts as one).
+        """
+        entry = self._topics.get(topic)
+        if entry is None or not entry.groups:
+            return
+        payload = encode_control(
+            {
+                "topic": topic,
+                "seq": event.get("seq"),
+                "timestamp": event.get("timestamp"),
+                "event": dict(event),
+            }
+        )
+        message = DataMessage(topic, payload, 1)
+        for group in entry.groups.values():
+            for session in group.members:
+                session.deliver(message)
 
     # ---- introspection -------------------------------------------------------------------
 
