@@ -10,7 +10,10 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from eegpi.stream import Marker
 
 __all__ = [
     "ControlPlane",
@@ -188,3 +191,7 @@ class ControlPlane(Protocol):
     async def stop_recording(self, pipeline: str, stage: str = "") -> list[RecordingStatus]: ...
 
     async def list_recordings(self) -> list[RecordingFile]: ...
+
+    def post_marker(
+        self, name: str, label: str, origin: str, at: float | None = None
+    ) -> tuple[str, Marker]: ...

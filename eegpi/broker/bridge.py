@@ -6,8 +6,9 @@ Sinks run on the pipeline runner's thread and must never wait on the network. Th
 than the hand-off itself, so it happens at most once per pipeline tick for all topics: the
 runner calls :meth:`LoopPublisher.flush` at the end of every tick, and from then on that
 thread's publishes only collect and its flush schedules one drain. A thread that never flushes
-keeps the simple rule: a publish wakes the loop unless a drain is already scheduled. Declare and
-retract are rare and always wake it (a stage closing after the last tick needs no flush).
+keeps the simple rule: a publish wakes the loop unless a drain is already scheduled. Declare,
+retract and events (markers) are rare and always wake it (a stage closing after the last tick
+needs no flush; a marker posted from the event loop or a trigger thread has no tick).
 
 Under overload the oldest block is dropped and counted; the hub then sees a ``seq`` jump, so
 subscribers see the loss as a gap. Declare and retract travel through the same deque, so the
@@ -20,7 +21,8 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from eegpi.broker.hub import TopicHub
 from eegpi.stream import Block, StreamMeta
@@ -33,6 +35,7 @@ _Op = (
     tuple[Literal["declare"], str, StreamMeta]
     | tuple[Literal["publish"], str, Block]
     | tuple[Literal["retract"], str, None]
+    | tuple[Literal["event"], str, Mapping[str, Any]]
 )
 
 
@@ -78,6 +81,9 @@ class LoopPublisher:
 
     def retract(self, topic: str) -> None:
         self._put(("retract", topic, None), wake=True)
+
+    def publish_event(self, topic: str, event: Mapping[str, Any]) -> None:
+        self._put(("event", topic, event), wake=True)
 
     def flush(self) -> None:
         """End of a tick: the loop gets what this thread published, with at most one wake-up.
@@ -145,6 +151,9 @@ class LoopPublisher:
                 elif kind == "declare":
                     assert isinstance(payload, StreamMeta)
                     self._hub.declare(topic, payload)
+                elif kind == "event":
+                    assert isinstance(payload, Mapping)
+                    self._hub.publish_event(topic, payload)
                 else:
                     self._hub.retract(topic)
             except Exception:

@@ -20,6 +20,7 @@ __all__ = [
     "CommandError",
     "ErrorCode",
     "ListTopics",
+    "Mark",
     "Subscribe",
     "Unsubscribe",
     "parse_command",
@@ -47,6 +48,7 @@ ErrorCode = Literal[
     "too_many_subscriptions",
     "message_too_large",
     "rate_limited",
+    "marker_refused",
 ]
 
 
@@ -83,15 +85,29 @@ class ListTopics:
     pass
 
 
-Command = Subscribe | Unsubscribe | ListTopics
+@dataclass(frozen=True)
+class Mark:
+    """Place a marker on a running pipeline (``pipeline`` empty: the one running)."""
 
-_COMMANDS = ("subscribe", "unsubscribe", "list_topics")
+    label: str
+    pipeline: str = ""
+    time: float | None = None
+    """Unix time of the event; None: when the daemon gets the command."""
+
+
+Command = Subscribe | Unsubscribe | ListTopics | Mark
+
+_COMMANDS = ("subscribe", "unsubscribe", "list_topics", "marker")
 _ALLOWED_FIELDS = {
     "subscribe": {"subscribe", "format", "max_latency_ms"},
     "unsubscribe": {"unsubscribe"},
     "list_topics": {"list_topics"},
+    "marker": {"marker", "pipeline", "time"},
 }
-_EXAMPLE = '{"subscribe": "eeg_filtered"}, {"unsubscribe": "eeg_filtered"} or {"list_topics": true}'
+_EXAMPLE = (
+    '{"subscribe": "eeg_filtered"}, {"unsubscribe": "eeg_filtered"}, {"list_topics": true} '
+    'or {"marker": "stimulus"}'
+)
 
 
 def _topic(value: Any, command: str) -> str:
@@ -119,6 +135,19 @@ def _max_latency(value: Any) -> float:
             "bad_request", f'"max_latency_ms" must be between {low:g} and {high:g}, got {value!r}'
         )
     return max(step for step in LATENCY_STEPS_MS if step <= value)
+
+
+def _mark(message: dict[str, Any]) -> Mark:
+    label, pipeline, when = message["marker"], message.get("pipeline", ""), message.get("time")
+    if not isinstance(label, str):
+        raise CommandError(
+            "bad_request", f'"marker" takes a label string, got {type(label).__name__}'
+        )
+    if not isinstance(pipeline, str) or len(pipeline) > 128:
+        raise CommandError("bad_request", '"pipeline" is a pipeline name (at most 128 characters)')
+    if when is not None and (isinstance(when, bool) or not isinstance(when, int | float)):
+        raise CommandError("bad_request", '"time" is a Unix time in seconds (a number)')
+    return Mark(label, pipeline, None if when is None else float(when))
 
 
 def parse_command(text: str) -> Command:
@@ -152,6 +181,8 @@ def parse_command(text: str) -> Command:
         return ListTopics()
     if name == "unsubscribe":
         return Unsubscribe(_topic(message["unsubscribe"], name))
+    if name == "marker":
+        return _mark(message)
     topic = _topic(message["subscribe"], name)
     fmt = message.get("format", "json")
     if fmt not in ("json", "binary"):

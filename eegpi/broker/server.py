@@ -26,8 +26,9 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
+from typing import Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -40,6 +41,7 @@ from eegpi.broker.access import SUBPROTOCOL, AccessPolicy, Refusal
 from eegpi.broker.commands import (
     CommandError,
     ListTopics,
+    Mark,
     Subscribe,
     Unsubscribe,
     parse_command,
@@ -47,6 +49,7 @@ from eegpi.broker.commands import (
 from eegpi.broker.hub import TopicHub
 from eegpi.broker.session import CLOSE_INTERNAL_ERROR, CLOSE_POLICY_VIOLATION, ClientSession
 from eegpi.broker.wire import DirectWriter
+from eegpi.exc import EegpiError
 from eegpi.recording import http as recordings_http
 
 __all__ = [
@@ -217,6 +220,8 @@ class WsServer:
         self._static = _load_static()
         self._server: Server | None = None
         self._idle_task: asyncio.Task[None] | None = None
+        self.post_marker: MarkerPoster | None = None
+        """Places ``{"marker": ...}`` commands (the daemon sets it; None refuses them)."""
 
     def close(self) -> None:
         """Stop accepting and close every client with 1001 (idempotent)."""
@@ -398,6 +403,14 @@ class WsServer:
                 session.messages_dropped,
             )
 
+    def _mark(self, command: Mark) -> dict[str, Any]:
+        if self.post_marker is None:
+            raise _marker_refused("this server takes no markers")
+        try:
+            return self.post_marker(command.pipeline, command.label, command.time)
+        except (EegpiError, ValueError) as exc:
+            raise _marker_refused(str(exc)) from None
+
     def _on_message(self, session: ClientSession, message: str | bytes) -> None:
         try:
             if isinstance(message, bytes):
@@ -416,8 +429,19 @@ class WsServer:
                 self.hub.unsubscribe(session, command.topic)
             elif isinstance(command, ListTopics):
                 session.notify(self.hub.list_topics_message())
+            elif isinstance(command, Mark):
+                session.notify({"marker": self._mark(command)})
         except CommandError as exc:
             session.notify(exc.to_json())
+
+
+def _marker_refused(message: str) -> CommandError:
+    return CommandError("marker_refused", message)
+
+
+MarkerPoster = Callable[[str, str, float | None], dict[str, Any]]
+"""(pipeline, label, time) -> the placed marker as JSON fields; raises EegpiError or
+ValueError with a message for the client."""
 
 
 async def start_ws_server(

@@ -96,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     from eegpi import __version__
     from eegpi.cli.commands import (
         cmd_device,
+        cmd_mark,
         cmd_pipelines,
         cmd_record,
         cmd_recordings,
@@ -217,6 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("start", "stop"))
     p.add_argument("name", metavar="PIPELINE")
     p.add_argument("--stage", metavar="STAGE", help="one recorder stage (default: every one)")
+    p = add("mark", cmd_mark, "place a marker (event label) on a running pipeline's samples")
+    p.add_argument("label", metavar="LABEL")
+    p.add_argument("--pipeline", metavar="NAME", default="", help="default: the one running")
+    p.add_argument(
+        "--at",
+        metavar="UNIX_TIME",
+        type=float,
+        help="when the event happened, Unix seconds (default: when the daemon gets it)",
+    )
     add("device", cmd_device, "ADS1299 identity, registers and lead-off status")
     p = add("validate", cmd_validate, "check pipeline files locally (no daemon needed)")
     p.add_argument("files", metavar="FILE", nargs="+")

@@ -189,6 +189,29 @@ def cmd_record(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def cmd_mark(args: argparse.Namespace) -> int:
+    """PostMarker: print on which sample of which pipeline the marker was placed."""
+    request = pb.PostMarkerRequest(pipeline=args.pipeline, label=args.label)
+    if args.at is not None:
+        request.time.FromNanoseconds(int(args.at * 1e9))
+    with _client(args) as client:
+        reply = client.call(client.pipelines.PostMarker, request)
+    when = reply.time.ToNanoseconds() / 1e9
+    if args.json:
+        print_json(
+            {
+                "pipeline": reply.pipeline,
+                "label": reply.label,
+                "seq": reply.seq,
+                "timestamp": when,
+                "source": reply.source,
+            }
+        )
+    else:
+        print(f"marked {reply.label!r} on {reply.pipeline} at sample {reply.seq} ({when:.6f})")
+    return EXIT_OK
+
+
 def cmd_topics(args: argparse.Namespace) -> int:
     with _client(args) as client:
         listed = client.call(client.pipelines.ListPipelines, pb.ListPipelinesRequest())

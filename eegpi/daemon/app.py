@@ -27,6 +27,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from eegpi.daemon.config import AppConfig, default_pipelines_dir, load_config, split_hostport
 from eegpi.daemon.manager import PipelineManager
@@ -34,6 +35,10 @@ from eegpi.daemon.supervisor import AutostartSupervisor, report_status, status_l
 from eegpi.daemon.systemd import Notifier
 from eegpi.daemon.watchdog import run_watchdog
 from eegpi.exc import ConfigError, EegpiError
+from eegpi.pipeline.markers import MARKERS_META, MARKERS_TOPIC
+
+if TYPE_CHECKING:
+    from eegpi.broker.server import MarkerPoster
 
 __all__ = ["build_config", "run", "serve_main"]
 
@@ -114,6 +119,7 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
     pipelines_dir = Path(cfg.pipelines_dir) if cfg.pipelines_dir else default_pipelines_dir()
 
     hub = TopicHub()
+    hub.declare(MARKERS_TOPIC, MARKERS_META)  # every pipeline's markers, whichever runs
     try:
         ws = await start_ws_server(
             hub,
@@ -138,6 +144,7 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
         data_dir=cfg.data_dir,
         on_topics=hub.set_expected_topics,
     )
+    ws.post_marker = _marker_poster(manager)
     loaded = manager.load()
     log.info("pipelines from %s: %s", pipelines_dir, ", ".join(loaded.loaded) or "none loaded")
     unknown = [name for name in cfg.autostart if name not in loaded.loaded]
@@ -290,3 +297,13 @@ def _setup_logging(verbosity: int) -> None:
     # the broker logs one line per connection itself; the library's own lines would double it
     for name in ("websockets", "eegpi.broker.websockets"):
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+
+
+def _marker_poster(manager: PipelineManager) -> MarkerPoster:
+    """``{"marker": ...}`` from a WebSocket client, placed like a PostMarker call."""
+
+    def post(pipeline: str, label: str, at: float | None) -> dict[str, Any]:
+        name, marker = manager.post_marker(pipeline, label, "websocket", at)
+        return {**marker.to_json(), "pipeline": name}
+
+    return post

@@ -60,6 +60,7 @@ from eegpi.status import (
     ReloadResult,
     TopicStatus,
 )
+from eegpi.stream import Marker
 
 __all__ = ["PipelineManager"]
 
@@ -271,6 +272,37 @@ class PipelineManager:
 
     def running(self) -> list[str]:
         return [n for n, e in self._entries.items() if e.state is PipelineState.RUNNING]
+
+    def post_marker(
+        self, name: str, label: str, origin: str, at: float | None = None
+    ) -> tuple[str, Marker]:
+        """Place a marker on a running pipeline (``name`` empty: the only one running).
+
+        Returns the pipeline's name and the marker as placed (its ``seq`` says on which
+        sample). Raises PipelineNotFound, PipelineStateError (not running, no sample yet,
+        several running and no name) or ValueError (a bad label or time).
+        """
+        if not name:
+            running = sorted(self.running())
+            if not running:
+                raise PipelineStateError("no pipeline is running: start one before marking it")
+            if len(running) > 1:
+                raise PipelineStateError(
+                    f"name the pipeline to mark: {', '.join(running)} are running"
+                )
+            name = running[0]
+        entry = self._get(name)
+        runner = entry.runner
+        if runner is None or entry.state is not PipelineState.RUNNING:
+            raise PipelineStateError(
+                f"pipeline '{name}' is {entry.state.name.lower()}: markers need it running"
+            )
+        try:
+            return name, runner.post_marker(label, origin, at)
+        except PipelineStateError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     async def wait_idle(self) -> None:
         """Return once no start, stop or device probe is in flight."""

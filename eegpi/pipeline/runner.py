@@ -19,16 +19,18 @@ is shutting down.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from eegpi.exc import ConfigError, EegpiError, HardwareError, StageError
+from eegpi.exc import ConfigError, EegpiError, HardwareError, PipelineStateError, StageError
+from eegpi.pipeline.markers import MARKERS_TOPIC, MarkerReceiver, place_marker
 from eegpi.pipeline.spec import PipelineSpec
 from eegpi.pipeline.stage import SourceStage, SourceStats, Stage, StageContext
-from eegpi.stream import Block, StreamMeta
+from eegpi.stream import Block, Marker, StreamMeta
 
 __all__ = ["PipelineRunner", "RunnerSnapshot"]
 
@@ -55,7 +57,8 @@ class PipelineRunner:
         on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.spec = spec
-        self._ctx = ctx
+        self._ctx = dataclasses.replace(ctx, markers=self.deliver_markers)
+        self._receivers: tuple[MarkerReceiver, ...] = ()
         self.on_change = on_change
         """Called (from any thread) when the pipeline thread ends."""
         self._stages: list[Stage] = []
@@ -112,6 +115,7 @@ class PipelineRunner:
         if self._source is None:  # parse_pipeline guarantees one; keep the invariant explicit
             self._close_stages()
             raise ConfigError(f"pipeline '{self.spec.name}' has no source stage")
+        self._receivers = tuple(s for s in self._stages if isinstance(s, MarkerReceiver))
 
     def start(self) -> None:
         """Start the source and the pipeline thread (after ``open``)."""
@@ -138,6 +142,36 @@ class PipelineRunner:
         self._shutdown()
         if threading.current_thread() is not thread:
             self._shut.wait()
+
+    # -- markers -----------------------------------------------------------------------------
+
+    def post_marker(self, label: str, origin: str, at: float | None = None) -> Marker:
+        """Place a marker at the sample of ``at`` (default: now) and deliver it (any thread).
+
+        Raises:
+            ValueError: a bad label or time.
+            PipelineStateError: the pipeline is not running or has no sample yet.
+        """
+        source = self._source
+        if source is None or not self.snapshot().running:
+            raise PipelineStateError(f"pipeline '{self.spec.name}' is not running")
+        marker = place_marker(source, label, origin, at, pipeline=self.spec.name)
+        self.deliver_markers([marker])
+        return marker
+
+    def deliver_markers(self, markers: Sequence[Marker]) -> None:
+        """Hand markers to every stage that keeps them and to the ``markers`` topic."""
+        if not markers:
+            return
+        for stage in self._receivers:
+            try:
+                stage.add_markers(markers)
+            except Exception:
+                log.exception("stage %s failed to take markers", getattr(stage, "name", stage))
+        for marker in markers:
+            self._ctx.publisher.publish_event(
+                MARKERS_TOPIC, {**marker.to_json(), "pipeline": self.spec.name}
+            )
 
     # -- state -------------------------------------------------------------------------------
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from eegpi.stream import Block, StreamMeta
+from eegpi.stream import Block, Marker, StreamMeta
 
 if TYPE_CHECKING:
     from eegpi.hardware.config import DeviceConfig
@@ -52,6 +52,9 @@ class TopicPublisher(Protocol):
     def flush(self) -> None:
         """End of a pipeline tick: hand over what the tick published, with one wake-up."""
 
+    def publish_event(self, topic: str, event: Mapping[str, Any]) -> None:
+        """Hand one event (a marker as JSON-ready fields) to the broker; never blocks."""
+
 
 class NullPublisher:
     """A publisher that discards everything: for running stages outside the daemon."""
@@ -68,6 +71,13 @@ class NullPublisher:
     def flush(self) -> None:
         pass
 
+    def publish_event(self, topic: str, event: Mapping[str, Any]) -> None:
+        pass
+
+
+def _no_markers(markers: Sequence[Marker]) -> None:
+    """Outside a runner, markers have nowhere to go."""
+
 
 @dataclass
 class StageContext:
@@ -82,6 +92,9 @@ class StageContext:
     data_dir: str = "."
     """Where recorders write files."""
     extras: dict[str, Any] = field(default_factory=dict)
+    markers: Callable[[Sequence[Marker]], None] = _no_markers
+    """Where a stage sends markers it finds in the stream (the source: the chip's GPIO bits,
+    its trigger input); the runner points it at every marker taker of the pipeline."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from eegpi.status import (
     ReloadResult,
     TopicStatus,
 )
+from eegpi.stream import Marker
 from eegpi.v1 import control_pb2 as pb
 from eegpi.v1 import device_pb2 as dpb
 
@@ -312,3 +313,18 @@ def lead_off_from_pb(msg: dpb.LeadOffStatus) -> tuple[tuple[LeadOffChannel, ...]
         for c in msg.channels
     )
     return channels, msg.bias_off
+
+
+def marker_to_pb(pipeline: str, marker: Marker) -> pb.MarkerReply:
+    return pb.MarkerReply(
+        pipeline=pipeline,
+        label=marker.label,
+        seq=max(0, marker.seq),
+        time=_timestamp(marker.timestamp),
+        source=marker.source,
+    )
+
+
+def marker_time(request: pb.PostMarkerRequest) -> float | None:
+    """The event time a PostMarker request gives, None when it leaves it to the daemon."""
+    return _unix_seconds(request.time) if request.HasField("time") else None

@@ -190,6 +190,14 @@ class PipelineControlServicer(control_pb2_grpc.PipelineControlServicer):
             statuses = await self._control.stop_recording(name, stage)
         return pb.RecordingReply(recordings=[convert.recording_status_to_pb(s) for s in statuses])
 
+    async def PostMarker(self, request: pb.PostMarkerRequest, context: Any) -> pb.MarkerReply:
+        name = await _checked_name(request.pipeline, context, required=False)
+        async with _reported(context, "PostMarker"):
+            pipeline, marker = self._control.post_marker(
+                name, request.label, "grpc", convert.marker_time(request)
+            )
+        return convert.marker_to_pb(pipeline, marker)
+
     async def ListRecordings(
         self, request: pb.ListRecordingsRequest, context: Any
     ) -> pb.ListRecordingsResponse:
