@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -206,5 +207,35 @@ def test_refused_markers_say_why(marks_daemon: tuple[Daemon, Path, str]) -> None
             await ws.send(json.dumps({"marker": 5}))
             reply = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
             assert reply["error"]["code"] == "bad_request"
+
+    asyncio.run(scenario())
+
+
+def test_eegpi_mark_places_a_marker_and_says_where(marks_daemon: tuple[Daemon, Path, str]) -> None:
+    d, _, _ = marks_daemon
+    eegpi = str(Path(sys.executable).parent / "eegpi")
+
+    async def scenario() -> None:
+        async with websockets.connect(d.ws_url) as ws:
+            await ws.send(json.dumps({"subscribe": "eeg_voltage"}))
+            times = await _sample_times(ws, RATE)
+            seq = sorted(times)[RATE // 2]
+            proc = await asyncio.create_subprocess_exec(
+                eegpi,
+                "--grpc",
+                d.grpc_target,
+                "mark",
+                "button",
+                "--at",
+                repr(times[seq]),
+                "--json",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+            assert proc.returncode == 0, err.decode()
+            reply = json.loads(out)
+            assert reply["seq"] == seq and reply["pipeline"] == "marks"
+            assert reply["label"] == "button" and reply["source"] == "grpc"
 
     asyncio.run(scenario())
