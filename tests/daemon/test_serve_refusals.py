@@ -66,7 +66,8 @@ def test_autostart_of_unknown_pipeline_is_a_configuration_error() -> None:
     res = _serve("--grpc", "127.0.0.1:0", "--autostart", "nope")
     assert res.returncode == 2, res.stderr
     assert "autostart names 'nope', not among the pipelines loaded from" in res.stderr
-    assert "(default, spectrum)" in res.stderr
+    shipped = ", ".join(sorted(p.stem for p in (REPO / "pipelines").glob("*.yaml")))
+    assert f"({shipped})" in res.stderr
     assert "Traceback" not in res.stderr
 
 
