@@ -85,9 +85,15 @@ def _wrapper_cost_ns(calls: int = 20_000) -> tuple[float, float]:
     return inside, max(0.0, per_call - inside)
 
 
-def frame_cost(frames: int = 100_000, rate: int = 16000, chips: int = 1) -> dict[str, float]:
+def frame_cost(
+    frames: int = 100_000, rate: int = 16000, chips: int = 1, pause_s: float = 0.0
+) -> dict[str, float]:
     """CPU time per frame of the acquisition loop in virtual time, in microseconds: ``total``,
-    ``chip`` (inside the stand-ins) and ``reader`` (the rest: slots, ring, the loop)."""
+    ``chip`` (inside the stand-ins) and ``reader`` (the rest: slots, ring, the loop).
+
+    ``pause_s``: sleep this long (real time, not counted) before each frame, as a reader at a
+    low rate does: the same work then runs with caches gone cold, which costs several times
+    more CPU time than back to back."""
     cfg = DeviceConfig(backend="mock", emulator=EmulatorConfig(realtime=False))
     device = open_device(cfg, chips)
     try:
@@ -104,18 +110,30 @@ def frame_cost(frames: int = 100_000, rate: int = 16000, chips: int = 1) -> dict
         spi = _Timed(link.spi._dev, ("xfer", "xfer2"))
         drdy = _Timed(link.drdy._request, ("wait_edge_events", "read_edge_events"))
         link.spi._dev, link.drdy._request = spi, drdy
+        asleep_ns = [0]  # CPU time the pauses themselves cost (the sleep's system call)
+        if pause_s > 0:
+            wait = getattr(drdy, "wait_edge_events")  # noqa: B009 (set by _Timed)
+
+            def paused(timeout: Any = None) -> Any:
+                if timeout:  # the wait for the next frame, not the check after a read
+                    t0 = time.thread_time_ns()
+                    time.sleep(pause_s)
+                    asleep_ns[0] += time.thread_time_ns() - t0
+                return wait(timeout)
+
+            setattr(drdy, "wait_edge_events", paused)  # noqa: B010
         inside_ns, outside_ns = _wrapper_cost_ns()
         # A ring that holds the whole run: no consumer competes for the GIL or the CPU.
         acq = Acquisition(device, rate, capacity=frames + 1024)
         acq.start()
         assert acq._thread is not None
         clock_id = time.pthread_getcpuclockid(acq._thread.ident or 0)
-        t0 = time.clock_gettime_ns(clock_id)
+        t0 = time.clock_gettime_ns(clock_id) - asleep_ns[0]
         chip0, n0 = spi.spent_ns + drdy.spent_ns, acq.frames_read
         calls0 = spi.calls + drdy.calls
         wall0 = time.monotonic()
         acq.ring.wait(frames, 600.0)
-        t1 = time.clock_gettime_ns(clock_id)
+        t1 = time.clock_gettime_ns(clock_id) - asleep_ns[0]
         chip1, n1 = spi.spent_ns + drdy.spent_ns, acq.frames_read
         calls = spi.calls + drdy.calls - calls0
         wall = time.monotonic() - wall0
@@ -155,11 +173,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--frames", type=int, default=100_000, help="frames for --as-fast")
     parser.add_argument(
+        "--pause-ms",
+        type=float,
+        default=0.0,
+        help="--as-fast: sleep this long before each frame (4 = 250 SPS's caches, not its rate)",
+    )
+    parser.add_argument(
         "--acquisition", choices=("process", "thread"), default="process", help="where DRDY runs"
     )
     args = parser.parse_args(argv)
     if args.as_fast:
-        _print_frame_cost(args.frames, args.rate, args.chips)
+        _print_frame_cost(args.frames, args.rate, args.chips, args.pause_ms / 1e3)
         return
 
     cfg = DeviceConfig(
@@ -223,13 +247,14 @@ development machine's cores (pyperformance-style pure-Python loops: roughly 3x).
 not a measurement: run this benchmark on the Pi for its own figure."""
 
 
-def _print_frame_cost(frames: int, rate: int, chips: int) -> None:
+def _print_frame_cost(frames: int, rate: int, chips: int, pause_s: float = 0.0) -> None:
     threads = threading.active_count()
-    r = frame_cost(frames, rate, chips)
+    r = frame_cost(frames, rate, chips, pause_s)
     pi_us = r["reader_us"] * PI4_FACTOR
     print(
         f"acquisition loop, emulated ADS1299 x{chips}, virtual time, {int(r['frames'])} frames "
-        f"(CPU time of the loop's thread; {threads} thread(s) besides)"
+        f"(CPU time of the loop's thread; {threads} thread(s) besides"
+        + (f"; {pause_s * 1e3:g} ms asleep before each frame, not counted)" if pause_s else ")")
     )
     print(f"  per frame              {r['total_us']:.1f} us")
     print(f"    reader's own work    {r['reader_us']:.1f} us (slots, ring, loop: Python on a Pi)")
@@ -238,6 +263,8 @@ def _print_frame_cost(frames: int, rate: int, chips: int) -> None:
         f"  frames per second      {r['frames_per_s']:.0f} (wall clock, chip included, timing "
         f"of {r['calls_per_frame']:.1f} stand-in calls a frame subtracted from the CPU figures)"
     )
+    if pause_s:
+        return  # a rate estimate from cold-cache figures would mislead
     wire_us = 27 * chips * 8 / 8  # a 27-byte frame per chip at 8 MHz SCLK
     print(
         f"  on a Pi 4 (x{PI4_FACTOR:g}, estimated) reader ~{pi_us:.0f} us per frame; with the "
