@@ -124,7 +124,7 @@ def frame_cost(
             setattr(drdy, "wait_edge_events", paused)  # noqa: B010
         inside_ns, outside_ns = _wrapper_cost_ns()
         # A ring that holds the whole run: no consumer competes for the GIL or the CPU.
-        acq = Acquisition(device, rate, capacity=frames + 1024)
+        acq = Acquisition(device, rate, capacity=frames + 8192)
         acq.start()
         assert acq._thread is not None
         clock_id = time.pthread_getcpuclockid(acq._thread.ident or 0)
@@ -132,7 +132,7 @@ def frame_cost(
         chip0, n0 = spi.spent_ns + drdy.spent_ns, acq.frames_read
         calls0 = spi.calls + drdy.calls
         wall0 = time.monotonic()
-        acq.ring.wait(frames, 600.0)
+        acq.ring.wait(min(n0 + frames, acq.capacity), 600.0)
         t1 = time.clock_gettime_ns(clock_id) - asleep_ns[0]
         chip1, n1 = spi.spent_ns + drdy.spent_ns, acq.frames_read
         calls = spi.calls + drdy.calls - calls0
