@@ -31,6 +31,7 @@ from eegpi.pipeline.markers import MARKERS_TOPIC, MarkerReceiver, place_marker
 from eegpi.pipeline.spec import PipelineSpec
 from eegpi.pipeline.stage import SourceStage, SourceStats, Stage, StageContext
 from eegpi.stream import Block, Marker, StreamMeta
+from eegpi.threadname import name_this_thread
 
 __all__ = ["PipelineRunner", "RunnerSnapshot"]
 
@@ -195,6 +196,7 @@ class PipelineRunner:
     # -- the pipeline thread -----------------------------------------------------------------
 
     def _run(self) -> None:
+        name_this_thread(f"pipe:{self.spec.name}")
         source = self._source
         assert source is not None
         plan = [
