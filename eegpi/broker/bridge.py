@@ -10,6 +10,11 @@ keeps the simple rule: a publish wakes the loop unless a drain is already schedu
 retract and events (markers) are rare and always wake it (a stage closing after the last tick
 needs no flush; a marker posted from the event loop or a trigger thread has no tick).
 
+A block of a topic nobody subscribes to, whose meta the hub already has, is not handed over at
+all (the hub would only have looked at it): a pipeline nobody watches wakes the loop for
+nothing. A subscription that starts meanwhile misses at most that tick, as if it had come a
+tick later.
+
 Under overload the oldest block is dropped and counted; the hub then sees a ``seq`` jump, so
 subscribers see the loss as a gap. Declare and retract travel through the same deque, so the
 loop applies every operation in the order the pipeline made it.
@@ -63,6 +68,8 @@ class LoopPublisher:
         self._ticking = threading.local()  # .on: this thread flushes at the end of its ticks
         self._dropped = 0
         self._dropped_samples = 0
+        self._sent_meta: dict[str, StreamMeta] = {}
+        """The meta each topic's last operation carried to the hub (producer threads only)."""
 
     @property
     def dropped(self) -> int:
@@ -74,12 +81,17 @@ class LoopPublisher:
         return self._dropped_samples
 
     def declare(self, topic: str, meta: StreamMeta) -> None:
+        self._sent_meta[topic] = meta
         self._put(("declare", topic, meta), wake=True)
 
     def publish(self, topic: str, block: Block) -> None:
+        if topic not in self._hub.watched and self._sent_meta.get(topic) is block.meta:
+            return  # nobody receives it, and the hub knows its meta: nothing to hand over
+        self._sent_meta[topic] = block.meta
         self._put(("publish", topic, block), wake=not getattr(self._ticking, "on", False))
 
     def retract(self, topic: str) -> None:
+        self._sent_meta.pop(topic, None)
         self._put(("retract", topic, None), wake=True)
 
     def publish_event(self, topic: str, event: Mapping[str, Any]) -> None:

@@ -121,6 +121,9 @@ class TopicHub:
         self._topics: dict[str, _Topic] = {}
         self._sessions: dict[ClientSession, dict[str, Subscribe]] = {}
         self._expected: frozenset[str] | None = None
+        self.watched: frozenset[str] = frozenset()
+        """Topics with at least one subscriber; replaced whole (never mutated), so producers on
+        other threads may read it without a lock to skip work nobody would receive."""
 
     # ---- producer side -------------------------------------------------------------------
 
@@ -273,6 +276,7 @@ class TopicHub:
             group.reset(entry.meta)
         group.members[session] = None
         held[request.topic] = request
+        self._update_watched()
         session.idle_since = None
         session.notify(self._ack(entry, request))
 
@@ -321,7 +325,11 @@ class TopicHub:
         if not group.members:
             group.cancel_timer()
             del entry.groups[key]
+        self._update_watched()
         self._forget_if_unused(entry)
+
+    def _update_watched(self) -> None:
+        self.watched = frozenset(name for name, entry in self._topics.items() if entry.groups)
 
     def _forget_if_unused(self, entry: _Topic) -> None:
         if entry.meta is None and not entry.groups:

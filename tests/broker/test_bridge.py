@@ -10,11 +10,27 @@ from eegpi.broker import LoopPublisher, TopicHub
 from .conftest import META, make_block
 
 
+class _Every:
+    def __contains__(self, topic: object) -> bool:
+        return True
+
+
 class RecordingHub(TopicHub):
-    def __init__(self) -> None:
+    """Records what reaches the hub; every topic counts as watched unless ``watch_all`` is off."""
+
+    def __init__(self, watch_all: bool = True) -> None:
+        self.watch_all = watch_all
         super().__init__()
         self.calls: list[tuple[str, str, int | None]] = []
         self.seen = asyncio.Event()
+
+    @property
+    def watched(self):  # type: ignore[no-untyped-def]
+        return _Every() if self.watch_all else self._watched
+
+    @watched.setter
+    def watched(self, topics):  # type: ignore[no-untyped-def]
+        self._watched = topics
 
     def declare(self, topic, meta):  # type: ignore[no-untyped-def]
         self.calls.append(("declare", topic, None))
@@ -89,6 +105,7 @@ class AppliedHub(TopicHub):
 
     def __init__(self) -> None:
         super().__init__()
+        self.watched = _Every()  # type: ignore[assignment]  # no subscribers: count as watched
         self.applied: list[tuple[str, int]] = []
         self.changed = threading.Condition()
 
@@ -174,6 +191,7 @@ def test_blocks_flushed_to_a_closed_loop_are_counted_as_dropped() -> None:
     loop = asyncio.new_event_loop()
     loop.close()
     hub = TopicHub()
+    hub.watched = frozenset({"eeg"})  # a subscriber waits for it
     publisher = LoopPublisher(loop, hub)
     publisher.flush()
     publisher.publish("eeg", make_block(0, 3))
@@ -181,3 +199,29 @@ def test_blocks_flushed_to_a_closed_loop_are_counted_as_dropped() -> None:
     publisher.flush()
     assert publisher.dropped == 2 and publisher.dropped_samples == 5
     assert hub.stats.handoff_samples_dropped == 5
+
+
+async def test_blocks_nobody_watches_never_wake_the_loop_and_flow_once_watched() -> None:
+    hub = RecordingHub(watch_all=False)
+    publisher = LoopPublisher(asyncio.get_running_loop(), hub, max_pending=1000)
+    publisher.declare("eeg", META)
+    await asyncio.sleep(0)  # the declare drains
+    assert hub.calls == [("declare", "eeg", None)]
+    for i in range(5):
+        publisher.publish("eeg", make_block(i, 1))
+        publisher.flush()
+    await asyncio.sleep(0)
+    assert hub.calls == [("declare", "eeg", None)], "unwatched blocks reached the hub"
+    assert publisher.dropped == 0  # nobody could have received them: not a loss
+    hub._watched = frozenset({"eeg"})
+    publisher.publish("eeg", make_block(5, 1))
+    publisher.flush()
+    await asyncio.sleep(0)
+    assert hub.calls[-1] == ("publish", "eeg", 5)
+    # a changed meta always reaches the hub, watched or not, so a later subscriber's ack is true
+    hub._watched = frozenset()
+    changed = make_block(6, 1, meta=META.with_changes(units="counts"))
+    publisher.publish("eeg", changed)
+    publisher.flush()
+    await asyncio.sleep(0)
+    assert ("publish", "eeg", 6) in hub.calls[-2:]  # the hub then announces the new meta
