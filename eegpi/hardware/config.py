@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,6 +34,13 @@ BOARD_PINS: dict[str, dict[str, int]] = {
 }
 """BCM pins of the named boards (CS 8 = CE0 of /dev/spidev0.0, driven by the kernel; any other
 CS GPIO is driven by hand around each transfer). ``custom`` takes every pin from the config."""
+_SPI_PINS: dict[int, dict[str, int]] = {
+    0: {"MISO": 9, "MOSI": 10, "SCLK": 11},
+    1: {"MISO": 19, "MOSI": 20, "SCLK": 21},
+}
+"""BCM pins of the header's SPI buses."""
+_CE_PINS: dict[tuple[int, int], int] = {(0, 0): 8, (0, 1): 7, (1, 0): 18, (1, 1): 17, (1, 2): 16}
+"""BCM pin of each ``/dev/spidevB.D``'s hardware chip-select."""
 _BOARD_CHIPS = {"pieeg": (1, 2, 3, 4), "daisy": (2, 3, 4), "pieeg16": (2,), "custom": (1, 2, 3, 4)}
 
 
@@ -127,6 +135,22 @@ class EmulatorConfig:
     """Fault: MISO stuck at 0x00 or 0xFF, as with no chip or no power."""
     corrupt_every: int = 0
     """Fault: every Nth conversion is sent with a flipped status bit (a torn frame)."""
+    trigger_at: tuple[int, ...] = ()
+    """Conversions (0 = the first after START, counted per run) at whose true time, the fall of
+    their DRDY, the emulated stimulus raises its trigger line (a pulse of ``trigger_pulse_us``).
+    Edge events on it are stamped like DRDY's (``drdy_jitter_us`` late at most)."""
+    trigger_latency_us: float = 0.0
+    """How long after the conversion's DRDY edge each trigger pulse rises."""
+    trigger_pulse_us: float = 1000.0
+    """Width of each trigger pulse (its falling edge follows the rising one by this much);
+    pulses that overlap merge into one."""
+    trigger_pin: int | None = None
+    """Header GPIO the emulated stimulus drives; None: the pin the source's ``trigger.pin``
+    watches (the emulated cable goes where the config says it does)."""
+    gpio_at: Mapping[int, int] = field(default_factory=dict)
+    """``{conversion: levels}``: from that conversion of each run on, the board drives
+    ``levels`` (bit 0 = GPIO1) on the chip's GPIO inputs instead of ``gpio_inputs``, so the
+    status word of exactly that frame is the first to carry them."""
 
     def __post_init__(self) -> None:
         if self.timing not in ("record", "raise"):
@@ -176,6 +200,40 @@ class EmulatorConfig:
         for ch in self.leads_off:
             if not isinstance(ch, int) or not 1 <= ch <= 32:
                 raise ValueError(f"emulator.leads_off: {ch!r} is not a channel number 1..32")
+        self._check_schedules()
+
+    def _check_schedules(self) -> None:
+        """``trigger_*`` and ``gpio_at``: conversion numbers, times, pins and levels."""
+        if not isinstance(self.trigger_at, tuple):
+            object.__setattr__(self, "trigger_at", tuple(self.trigger_at))
+        for k in self.trigger_at:
+            if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                raise ValueError(f"emulator.trigger_at: {k!r} is not a conversion number >= 0")
+        for name, low in (("trigger_latency_us", 0.0), ("trigger_pulse_us", 1.0)):
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not low <= value <= 1e6:
+                raise ValueError(
+                    f"emulator.{name}: {value!r} is not a number of microseconds, "
+                    f"{low:g} to 1000000"
+                )
+        pin = self.trigger_pin
+        if pin is not None and (isinstance(pin, bool) or not isinstance(pin, int)):
+            raise ValueError(f"emulator.trigger_pin: {pin!r} is not a BCM GPIO number")
+        if pin is not None and not 0 <= pin <= 27:
+            raise ValueError(f"emulator.trigger_pin: {pin} is not a header GPIO (BCM 0-27)")
+        if not isinstance(self.gpio_at, Mapping):
+            raise ValueError(
+                f"emulator.gpio_at: {self.gpio_at!r} is not a mapping of conversion: levels"
+            )
+        for k, levels in self.gpio_at.items():
+            if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                raise ValueError(f"emulator.gpio_at: {k!r} is not a conversion number >= 0")
+            if isinstance(levels, bool) or not isinstance(levels, int) or not 0 <= levels <= 0xF:
+                raise ValueError(
+                    f"emulator.gpio_at: {k}: {levels!r} is not 0..15 (GPIO4..GPIO1 levels)"
+                )
+        object.__setattr__(self, "gpio_at", dict(sorted(self.gpio_at.items())))
 
 
 @dataclass(frozen=True)
@@ -280,6 +338,42 @@ class DeviceConfig:
         if self.cs2_pin is not None and self.drdy2_pin is not None:
             pins.update(cs2=self.cs2_pin, drdy2=self.drdy2_pin)
         return pins
+
+    def pin_uses(self) -> dict[int, str]:
+        """Header GPIOs the board itself uses, each with what it is: SPI (the bus's MISO, MOSI,
+        SCLK and the device's hardware chip-select), DRDY, a second chip's pins, and the
+        RESET/START/PWDN outputs that are wired."""
+        spi = _SPI_PINS.get(self.spi_bus, {})
+        uses = {pin: f"SPI{self.spi_bus} {name}" for name, pin in spi.items()}
+        ce = _CE_PINS.get((self.spi_bus, self.spi_device))
+        if ce is not None:
+            uses[ce] = f"the chip-select of {self.spi_path}"
+        named = {
+            "drdy": "DRDY",
+            "drdy2": "chip 2's DRDY",
+            "cs2": "chip 2's chip-select",
+        }
+        for key, pin in self.board_pins().items():
+            uses[pin] = f"the board's {named.get(key, key)} line"
+        for name in ("reset", "start", "pwdn"):
+            pin = getattr(self, f"{name}_pin")
+            if pin is not None:
+                uses[pin] = f"the board's {name.upper()} line (device.{name}_pin)"
+        return uses
+
+    def check_trigger_pin(self, pin: int) -> None:
+        """Refuse a trigger input on a pin the board uses.
+
+        Raises:
+            ValueError: naming what the pin is and some free header GPIOs.
+        """
+        uses = self.pin_uses()
+        if pin in uses:
+            free = [p for p in range(2, 28) if p not in uses][:6]
+            raise ValueError(
+                f"trigger.pin: GPIO{pin} is {uses[pin]} on device.board {self.board}; wire the "
+                f"trigger to a free header GPIO, e.g. {', '.join(f'GPIO{p}' for p in free)}"
+            )
 
     def check_chips(self, chips: int) -> None:
         """Refuse a chip count the board cannot hold.

@@ -23,6 +23,12 @@ commands on a pipe::
     stop()      stop ---------------------->  acquisition stopped, chip stopped
     close()     close --------------------->  device closed, process exits
 
+With a trigger input in the ``StartOrder`` the child also requests the trigger line on the
+GPIO chip it already holds (:mod:`eegpi.hardware.trigger`) and sends each batch of its edges
+on a second, one-way pipe, ``("edges", run, batch)``, ending the run with ``("end", run,
+None)`` before it answers ``stop``; a thread of the daemon hands the batches to the source.
+The command pipe stays request-reply only, so an edge can never be taken for a reply.
+
 Errors raised in the child come back as (type name, args) and are raised again in the daemon as
 the same eegpi exception with the same message. The child exits by itself when the daemon goes
 away (end of file on the pipe, or a new parent PID), so an orphan never keeps the SPI device.
@@ -44,7 +50,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eegpi import exc as _exc
 from eegpi.ads1299.settings import ChipSettings
@@ -56,6 +62,16 @@ from eegpi.hardware.native import Reader, make_acquisition
 from eegpi.hardware.ring import FrameRing, RawFrames, RingCounts, RingHandle, RingSync
 from eegpi.hardware.shm import remove_stale
 from eegpi.hardware.spawn import LightProcess
+from eegpi.hardware.trigger import (
+    TriggerBatch,
+    TriggerReader,
+    TriggerSpec,
+    open_device_and_board,
+    request_trigger,
+)
+
+if TYPE_CHECKING:
+    from eegpi.hardware.emulator import EmulatedBoard
 
 __all__ = [
     "OPEN_TIMEOUT_S",
@@ -78,6 +94,8 @@ _FAILURE_GRACE_S = 1.0
 """How long the daemon waits for the child's report after the ring says the producer ended."""
 _IDLE_POLL_S = 0.5
 """How often the child checks its parent PID while not acquiring."""
+_EDGE_POLL_S = 0.25
+"""How often the daemon's edge thread looks at its stop flag between messages."""
 
 _CTX = multiprocessing.get_context("spawn")
 
@@ -137,6 +155,10 @@ class StartOrder:
     nice: int | None = None
     reader: str = "python"
     """``device.reader``: python, native or auto (:mod:`eegpi.hardware.native`)."""
+    trigger: TriggerSpec | None = None
+    """The trigger input to watch beside DRDY (its edges come back on the edge pipe)."""
+    run: int = 0
+    """Tags this run's messages on the edge pipe (a late one of an earlier run is ignored)."""
 
 
 @dataclass(frozen=True)
@@ -185,6 +207,10 @@ class AcquisitionProcess:
         self._exit_code: int | None = None
         self._final = RingCounts()
         """The counters of the last run, copied out when its ring was closed."""
+        self._edges: Connection | None = None
+        """Our end of the one-way pipe the child sends trigger edges on."""
+        self._edge_receiver: _EdgeReceiver | None = None
+        self._run = 0
 
     # --- control -----------------------------------------------------------------------------
 
@@ -204,10 +230,11 @@ class AcquisitionProcess:
         remove_stale()  # names an earlier daemon, killed at the wrong moment, left behind
         self._sync = sync = RingSync.shared()
         parent_conn, child_conn = _CTX.Pipe()
+        self._edges, child_edges = _CTX.Pipe(duplex=False)
         level = logging.getLogger("eegpi").getEffectiveLevel()
         proc = LightProcess(
             target=child_main,
-            args=(self.cfg, self.chips, child_conn, sync, os.getpid(), level),
+            args=(self.cfg, self.chips, child_conn, sync, os.getpid(), level, child_edges),
             name="eegpi-acquisition",
             daemon=True,  # multiprocessing ends it if the daemon exits without close()
         )
@@ -215,9 +242,11 @@ class AcquisitionProcess:
         try:
             proc.start()
             child_conn.close()  # only the child holds its end: its death reads as EOF here
+            child_edges.close()
             reply = self._reply("open the device", self.open_timeout_s)
         except BaseException:
             child_conn.close()
+            child_edges.close()
             self._abandon()
             raise
         finally:
@@ -243,10 +272,14 @@ class AcquisitionProcess:
         stuck_timeout_s: float | None = None,
         cpus: frozenset[int] | None = None,
         nice: int | None = None,
+        trigger: TriggerSpec | None = None,
+        on_trigger: Callable[[TriggerBatch], None] | None = None,
     ) -> StartReply:
         """Create the shared ring and start conversions and the child's acquisition thread.
 
-        Args are those of :class:`~eegpi.hardware.acquisition.Acquisition`.
+        Args are those of :class:`~eegpi.hardware.acquisition.Acquisition`, and ``trigger``:
+        a trigger input the child watches beside DRDY; a thread of ours hands each batch of
+        its edges to ``on_trigger`` until :meth:`stop`.
         """
         if self.snapshot is None:
             raise RuntimeError("open() the acquisition process first")
@@ -261,6 +294,7 @@ class AcquisitionProcess:
             shared=True,
         )
         self._ring, self.error = ring, None
+        self._run += 1
         order = StartOrder(
             ring.handle(),
             sample_rate,
@@ -270,9 +304,16 @@ class AcquisitionProcess:
             cpus,
             nice,
             self.cfg.reader,
+            trigger=trigger,
+            run=self._run,
         )
+        if trigger is not None and self._edges is not None:
+            self._edge_receiver = _EdgeReceiver(self._edges, self._run, on_trigger or _ignore)
         try:
             reply = self._request(("start", order), "start acquisition")
+        except BaseException:
+            self._stop_edge_receiver(wait=False)
+            raise
         finally:
             ring.unlink()  # the child has mapped it (or never will)
         assert isinstance(reply, StartReply)
@@ -293,6 +334,14 @@ class AcquisitionProcess:
             except HardwareError as exc:
                 log.error("%s", exc)
                 self._end_child()
+        self._stop_edge_receiver(wait=True)
+
+    def _stop_edge_receiver(self, wait: bool) -> None:
+        """End the edge thread: after the child's end-of-run message (``wait``: the child
+        stopped its trigger reader and sent it before answering ``stop``), else at once."""
+        receiver, self._edge_receiver = self._edge_receiver, None
+        if receiver is not None:
+            receiver.stop(_JOIN_TIMEOUT_S if wait else 0.0)
 
     def close(self) -> None:
         """Stop, have the child release the device and exit, unlink the ring; idempotent.
@@ -322,6 +371,11 @@ class AcquisitionProcess:
                     conn.close()
             self._end_child()
         finally:
+            self._stop_edge_receiver(wait=False)
+            if self._edges is not None:
+                edges, self._edges = self._edges, None
+                with contextlib.suppress(OSError):
+                    edges.close()
             self._close_ring()
 
     def _end_child(self, grace_s: float = _JOIN_TIMEOUT_S) -> None:
@@ -519,6 +573,51 @@ class AcquisitionProcess:
         return self._ring.take(limit)
 
 
+def _ignore(batch: TriggerBatch) -> None:
+    """Trigger edges nobody asked to hear about."""
+
+
+class _EdgeReceiver:
+    """The daemon's thread on the edge pipe: hands one run's trigger batches to a callback.
+
+    The child sends a batch per read of the kernel's buffer (itself bounded, losses counted in
+    the batch), so nothing queues here; the thread ends on the run's ``end`` message, at the
+    end of the pipe, or when told to stop.
+    """
+
+    def __init__(self, conn: Connection, run: int, on_batch: Callable[[TriggerBatch], None]):
+        self._conn = conn
+        self._run = run
+        self._on_batch = on_batch
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="eegpi-trigger-rx", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        conn = self._conn
+        while not self._stop.is_set():
+            try:
+                if not conn.poll(_EDGE_POLL_S):
+                    continue
+                kind, run, payload = conn.recv()
+            except (EOFError, OSError):
+                return  # the child is gone
+            if run != self._run:
+                continue  # a late message of an earlier run
+            if kind == "end":
+                return
+            try:
+                self._on_batch(payload)
+            except Exception:
+                log.exception("handling trigger edges failed")
+
+    def stop(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for the end of the run, then end the thread regardless."""
+        self._thread.join(timeout)
+        self._stop.set()
+        self._thread.join(_JOIN_TIMEOUT_S)
+
+
 # --- the child ------------------------------------------------------------------------------
 
 
@@ -537,8 +636,12 @@ def child_main(
     sync: RingSync,
     parent_pid: int,
     log_level: int = logging.INFO,
+    edges: Connection | None = None,
 ) -> None:
-    """Entry point of the acquisition process (spawned; never call it in the daemon)."""
+    """Entry point of the acquisition process (spawned; never call it in the daemon).
+
+    ``edges``: the one-way pipe trigger edges go to the daemon on.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the daemon decides
     signal.signal(signal.SIGTERM, _on_sigterm)
     sync.unlink()  # opened when this process unpickled them; the daemon may be gone already
@@ -548,13 +651,13 @@ def child_main(
     device: Ads1299 | None = None
     try:
         try:
-            device = _open_device(cfg, chips)
+            device, board = open_device_and_board(cfg, chips)
         except _Terminated:
             raise
         except Exception as exc:
             send(("error", _Failure.of(exc)))
             return
-        child = _Child(device, conn, send, sync, parent_pid)
+        child = _Child(device, conn, send, sync, parent_pid, cfg, board, edges)
         send(("ok", device.snapshot()))
         child.serve()
     except _Terminated:
@@ -566,12 +669,8 @@ def child_main(
         if device is not None:
             device.close()
         conn.close()
-
-
-def _open_device(cfg: DeviceConfig, chips: int) -> Ads1299:
-    from eegpi.hardware import open_device
-
-    return open_device(cfg, chips)
+        if edges is not None:
+            edges.close()
 
 
 def _child_logging(level: int) -> None:
@@ -608,14 +707,24 @@ class _Child:
         send: _Sender,
         sync: RingSync,
         parent_pid: int,
+        cfg: DeviceConfig,
+        board: EmulatedBoard | None = None,
+        edges: Connection | None = None,
     ) -> None:
         self.device = device
         self.conn = conn
         self.send = send
         self.sync = sync
         self.parent_pid = parent_pid
+        self.cfg = cfg
+        self.board = board
+        """The emulated board under ``device`` (``mock`` backend), whose GPIO chip the trigger
+        line is on."""
+        self.edges = edges
         self.acq: Reader | None = None
         self.ring: FrameRing | None = None
+        self.trigger: TriggerReader | None = None
+        self._run = 0
 
     def serve(self) -> None:
         handlers: dict[str, Callable[..., Any]] = {
@@ -671,7 +780,11 @@ class _Child:
         self.stop_acquisition()
         ring = FrameRing.attach(order.ring, self.sync)
         ring.unlink()  # both processes map it now
+        self._run = order.run
+        trigger: TriggerReader | None = None
         try:
+            if order.trigger is not None:
+                trigger = self._trigger_reader(order.trigger, order.run)
             acq = make_acquisition(
                 order.reader,
                 self.device,
@@ -690,9 +803,13 @@ class _Child:
             gc.freeze()
             acq.start()
         except BaseException:
+            if trigger is not None:
+                trigger.stop()
             ring.close()
             raise
-        self.acq, self.ring = acq, ring
+        self.acq, self.ring, self.trigger = acq, ring, trigger
+        if trigger is not None:
+            trigger.start()
         clock = self.device.link.clock
         return StartReply(
             priority_set=acq.priority_set,
@@ -701,10 +818,27 @@ class _Child:
             wall_offset_ns=time.time_ns() - clock.monotonic_ns(),
         )
 
+    def _trigger_reader(self, spec: TriggerSpec, run: int) -> TriggerReader:
+        """The trigger line requested (errors now, before conversions start), not yet read."""
+        edges = self.edges
+
+        def emit(batch: TriggerBatch) -> None:
+            if edges is not None:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
+                    edges.send(("edges", run, batch))
+
+        request = request_trigger(self.cfg, spec, self.board)
+        return TriggerReader(request, emit, f"GPIO{spec.pin}")
+
     def stop_acquisition(self) -> None:
-        acq, ring = self.acq, self.ring
-        self.acq, self.ring = None, None
+        acq, ring, trigger = self.acq, self.ring, self.trigger
+        self.acq, self.ring, self.trigger = None, None, None
         if acq is not None:
             acq.stop()
         if ring is not None:
             ring.close()
+        if trigger is not None:
+            trigger.stop()  # its last batch is on the pipe before the end of the run
+            if self.edges is not None:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
+                    self.edges.send(("end", self._run, None))

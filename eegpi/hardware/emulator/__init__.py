@@ -22,6 +22,7 @@ from eegpi.hardware.emulator.chip import Ads1299Emulator, channels_for_id
 from eegpi.hardware.emulator.clock import EmulatorClock, RealtimeClock, VirtualClock
 from eegpi.hardware.emulator.kernel import EmulatedSpiDev
 from eegpi.hardware.emulator.rpigpio import EmulatedRpiGpio
+from eegpi.hardware.emulator.stimulus import Stimulus
 from eegpi.hardware.emulator.wiring import CE_LINES, Port, Wiring, check_pins
 
 __all__ = ["Ads1299Emulator", "EmulatedBoard", "channels_for_id", "device_pins"]
@@ -84,6 +85,12 @@ class EmulatedBoard:
         else:
             ports = [Port(Ads1299Emulator(cfg, n, self.clock), self.pins["cs"], self.pins["drdy"])]
         self.wiring = Wiring(ports, self.pins, self.clock)
+        if cfg.trigger_pin is not None and cfg.trigger_pin in self.pins.values():
+            raise ValueError(
+                f"emulator.trigger_pin: GPIO{cfg.trigger_pin} is one of the board's own pins "
+                f"({', '.join(f'{n}={p}' for n, p in self.pins.items())})"
+            )
+        self.wiring.stimulus = Stimulus(ports[0].chip, cfg)
         self.chips = [p.chip for p in ports]
         self.chip = self.chips[0]
         """The chain on the first chip-select."""
@@ -167,6 +174,13 @@ class EmulatedBoard:
             for name, offset in lines.items()
         }
         return _OutputLines(self.request_lines(chip_path, config=config, consumer="eegpi-ctl"))
+
+    def connect_trigger(self, pin: int) -> None:
+        """Wire the emulated stimulus to ``pin`` (the trigger input's), unless
+        ``emulator.trigger_pin`` already wired it elsewhere."""
+        stimulus = self.wiring.stimulus
+        if stimulus is not None:
+            stimulus.connect(pin)
 
     def rpi_gpio(self, self_paced: bool = False) -> EmulatedRpiGpio:
         """A fresh ``RPi.GPIO`` module state on this board (see :class:`EmulatedRpiGpio`)."""

@@ -137,6 +137,8 @@ class Ads1299Emulator:
         """CLKSEL pin: high = internal oscillator, low = the clock on the CLK pin."""
         self.external_clock_hz = cfg.external_clock_hz
         self._gpio_in = cfg.gpio_inputs
+        self._gpio_at = tuple(cfg.gpio_at.items())
+        """(conversion, levels) from which the board drives other GPIO input levels, in order."""
         low_dvdd = cfg.dvdd_v < 2.7
         self._sclk_max_hz = 15e6 if low_dvdd else 20e6
         self._cs_setup_min_ns = 17.0 if low_dvdd else 6.0
@@ -412,12 +414,38 @@ class Ads1299Emulator:
             self._gpio_in = levels & 0x0F
             self._invalidate()
 
-    def _gpio_register(self, value: int) -> int:
+    def _gpio_register(self, value: int, driven: int | None = None) -> int:
         """The GPIO register as read: GPIOC as written, GPIOD the pin levels (the written value
-        for outputs, the board's level for inputs)."""
+        for outputs, the board's level for inputs: ``driven``, default ``gpio_inputs``)."""
         inputs = value & 0x0F
-        levels = ((value >> 4) & ~inputs | self._gpio_in & inputs) & 0x0F
+        board = self._gpio_in if driven is None else driven
+        levels = ((value >> 4) & ~inputs | board & inputs) & 0x0F
         return inputs | levels << 4
+
+    def _scheduled_gpio(self, index: int) -> int | None:
+        """The levels ``gpio_at`` has the board drive at conversion ``index`` (None: none)."""
+        found = None
+        for k, levels in self._gpio_at:
+            if k > index:
+                break
+            found = levels
+        return found
+
+    def _scheduled_status(
+        self, status: npt.NDArray[np.int64], start: int, regs: bytes
+    ) -> npt.NDArray[np.int64]:
+        """``status`` (rows from conversion ``start``) with the ``gpio_at`` levels from their
+        conversion on: each frame carries the levels of its own conversion."""
+        index = start + np.arange(len(status))
+        out = np.array(status)
+        for k, levels in self._gpio_at:
+            rows = index >= k
+            if not rows.any():
+                break
+            gpio = self._gpio_register(regs[Reg.GPIO], levels)
+            words = [status_word(*self._lead_off_bits(c, regs), gpio) for c in range(self.chips)]
+            out[rows] = words
+        return out
 
     # --- SPI ---------------------------------------------------------------------------------
 
@@ -655,7 +683,9 @@ class Ads1299Emulator:
         if address == Reg.CONFIG3:
             return CONFIG3_BIAS_STAT.set(self.regs[address], int(self._bias_off()))
         if address == Reg.GPIO:
-            return self._gpio_register(self.regs[address])
+            latest = self._latest(self.clock.monotonic_ns()) if self._gpio_at else -1
+            driven = self._scheduled_gpio(latest) if latest >= 0 else None
+            return self._gpio_register(self.regs[address], driven)
         return self.regs[address]
 
     def _write_register(self, address: int, value: int, now: int) -> None:
@@ -824,6 +854,8 @@ class Ads1299Emulator:
             codes[:, 0] = (start + np.arange(rows)) % _FULL_SCALE
         yield
         status = np.broadcast_to(cp.status, (rows, self.chips))
+        if self._gpio_at:
+            status = self._scheduled_status(status, start, cp.regs)
         every = self.cfg.corrupt_every
         if every:
             status = status.copy()
@@ -887,3 +919,8 @@ class _ChunkPlan:
     unpowered: npt.NDArray[np.bool_]
     status: npt.NDArray[np.int64]
     """One status word per chip."""
+
+    @property
+    def regs(self) -> bytes:
+        """The register file it was built from."""
+        return self.key[:-1]

@@ -9,12 +9,15 @@ not asked, at most the emulator's ``event_buffer_size``), dropping the oldest on
 slow reader sees a jump in ``line_seqno``. ``get_value`` on a DRDY line reads its level, on an
 output line the value driven; ``set_value`` on RESET/START/PWDN/chip-select lines reaches the
 chips. DRDY's rising edges are not reported (a request for them is refused with a ValueError).
+The line the emulated stimulus drives (:mod:`~eegpi.hardware.emulator.stimulus`, a trigger
+input) reports rising and/or falling edges as asked, stamped like DRDY's.
 """
 
 from __future__ import annotations
 
 import enum
 import errno
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from typing import Any, ClassVar
 
 from eegpi.hardware.base import EdgeType
 from eegpi.hardware.emulator.clock import spin_for
+from eegpi.hardware.emulator.stimulus import StimulusLine
 from eegpi.hardware.emulator.wiring import HEADER_GPIOS, Port, Wiring
 
 __all__ = [
@@ -50,6 +54,8 @@ CHIP_LABEL = "pinctrl-rp1"
 NUM_LINES = 54
 KERNEL_DEFAULT_EVENT_BUFFER = 16
 """Events the kernel keeps per line for a request that does not ask for a size."""
+_real_sleep = time.sleep
+"""Waits of a trigger request take real time even while a virtual-time board is installed."""
 _SLICE_NS = 10_000_000
 """Longest real-time sleep while nothing is scheduled, so a START from elsewhere is seen."""
 
@@ -254,11 +260,19 @@ class LineRequest:
         self._names = {_line_name(o): o for o in self._offsets}
         self._values: dict[int, bool] = {}
         self._edge_lines: list[_EdgeLine] = []
+        self._stimulus_lines: list[StimulusLine] = []
+        """Trigger lines the emulated stimulus drives (rising and falling edges)."""
         self._released = False
         self._global = 0
         wiring = chip.wiring
         for offset, s in settings.items():
             port = wiring.port_of_drdy(offset)
+            stimulus = wiring.stimulus
+            if stimulus is not None and offset == stimulus.pin and port is None:
+                edge = s.edge_detection
+                if edge is not Edge.NONE:
+                    rising, falling = edge in (Edge.RISING, Edge.BOTH), edge is not Edge.RISING
+                    self._stimulus_lines.append(StimulusLine(stimulus, offset, rising, falling))
             if s.edge_detection in (Edge.RISING, Edge.BOTH) and port is not None:
                 raise ValueError(
                     f"the emulated DRDY line GPIO{offset} reports falling edges only; "
@@ -365,7 +379,39 @@ class LineRequest:
             else:
                 self._chip.wiring.release(offset)
 
+    def _collect_stimulus(self) -> None:
+        """Edges of the stimulus lines, both kinds, into the bounded buffer."""
+        for line in self._stimulus_lines:
+            stamps, count = line.collect(self.event_buffer_size)
+            base = self._global
+            for k, (seqno, ts, rising) in enumerate(stamps, 1):
+                kind = EdgeType.RISING_EDGE if rising else EdgeType.FALLING_EDGE
+                glob = base + count - len(stamps) + k
+                self._events.append(EdgeEvent(kind, ts, line.offset, glob, seqno))
+            self._global = base + count
+
+    def _wait_stimulus(self, seconds: float | None) -> bool:
+        """``wait_edge_events`` of a request without DRDY lines: it sleeps until the next
+        stimulus edge (in slices, to see a new run), never moving virtual time itself."""
+        clock = self._chip.wiring.clock
+        deadline = time.monotonic() + (3600.0 if seconds is None else seconds)
+        while True:
+            self._collect_stimulus()
+            if self._events:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0 or self._released:
+                return False
+            pause = min(left, _SLICE_NS / 1e9)
+            if clock.realtime:
+                due = [t for line in self._stimulus_lines if (t := line.next_edge_ns()) is not None]
+                if due:
+                    pause = min(pause, max(0.0, (min(due) - clock.monotonic_ns()) / 1e9))
+            _real_sleep(pause)
+
     def _collect(self) -> None:
+        if self._stimulus_lines:
+            self._collect_stimulus()
         limit = self.event_buffer_size
         fresh: list[tuple[int, int, int]] = []
         fell = 0
@@ -389,6 +435,8 @@ class LineRequest:
         self._check_released()
         clock = self._chip.wiring.clock
         seconds = _seconds(timeout)
+        if self._stimulus_lines and not self._edge_lines:
+            return self._wait_stimulus(seconds)
         deadline = clock.monotonic_ns() + int((3600.0 if seconds is None else seconds) * 1e9)
         while True:
             self._collect()

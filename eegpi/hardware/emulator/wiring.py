@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from eegpi.hardware.emulator.chip import Ads1299Emulator
 from eegpi.hardware.emulator.clock import EmulatorClock
+from eegpi.hardware.emulator.stimulus import Stimulus
 
 __all__ = ["CE_LINES", "CONTROL_PINS", "DEFAULT_PINS", "PIN_NAMES", "Port", "Wiring", "check_pins"]
 
@@ -86,6 +87,8 @@ class Wiring:
         self._here = threading.local()
         self.transfers = 0
         """SPI transfers on the board so far."""
+        self.stimulus: Stimulus | None = None
+        """The pulse generator on a trigger GPIO (``EmulatorConfig.trigger_*``)."""
 
     def transfers_here(self) -> int:
         """SPI transfers the calling thread has made (virtual time moves only with them, so a
@@ -192,6 +195,9 @@ class Wiring:
         port = self.port_of_drdy(pin)
         if port is not None:
             return self.poll_drdy(port, reader)
+        stimulus = self.stimulus
+        if stimulus is not None and pin == stimulus.pin:
+            return stimulus.level(self.clock.monotonic_ns())
         driven = self._driven.get(pin)
         if driven is not None:
             return driven

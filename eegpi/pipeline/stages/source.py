@@ -53,8 +53,17 @@ from eegpi.hardware.acquisition import Acquisition, FrameSource
 from eegpi.hardware.config import DeviceConfig
 from eegpi.hardware.driver import Ads1299, DeviceSnapshot, device_report
 from eegpi.hardware.process import AcquisitionProcess
+from eegpi.hardware.trigger import (
+    TriggerReader,
+    TriggerSpec,
+    open_device_and_board,
+    request_trigger,
+    trigger_spec,
+)
 from eegpi.pipeline.clock import ClockLine, SampleClock
+from eegpi.pipeline.hardware_markers import HardwareMarkers
 from eegpi.pipeline.labels import check_channel_name, check_unique
+from eegpi.pipeline.markers import check_label
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import SourceStage, SourceStats, StageContext
 from eegpi.safe_yaml import short_repr
@@ -137,6 +146,14 @@ class Ads1299SourceParams:
     channel_names: Sequence[str] | None = None
     """Electrode names, one per channel of the whole chain in order (``[Fp1, Fp2, ...]``);
     unique, 1-16 printable ASCII characters. Default ``ch1`` .. ``chN``."""
+    trigger: TriggerSpec | Mapping[str, Any] | None = None
+    """A trigger input: ``{pin: 5, edge: rising|falling|both, label: trigger, bias:
+    down|up|none}``; each edge on that header GPIO becomes a marker (source ``trigger``) on
+    the sample whose DRDY fell nearest it, from the kernel's edge timestamps."""
+    gpio_markers: bool = False
+    """Every change of the chip's GPIO1..4 inputs in the status word becomes a marker
+    ``gpio:XXXX`` (levels GPIO4..GPIO1, source ``chip_gpio``) on the frame that first shows
+    it. Off by default: pins left floating would flood markers."""
 
     @property
     def tick_frames(self) -> int:
@@ -170,6 +187,15 @@ class Ads1299SourceParams:
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not true or false")
         self.test_settings  # noqa: B018 - validates
         self.lead_off_settings  # noqa: B018 - validates
+        if self.trigger is not None:
+            spec = trigger_spec(self.trigger)
+            try:
+                check_label(spec.label + (":falling" if spec.edge == "both" else ""))
+            except ValueError as exc:
+                raise ValueError(f"trigger: label: {exc}") from None
+            object.__setattr__(self, "trigger", spec)
+        if not isinstance(self.gpio_markers, bool):
+            raise ValueError(f"gpio_markers: {self.gpio_markers!r} is not true or false")
         if self.channel_names is not None:
             object.__setattr__(
                 self, "channel_names", _channel_names(self.channel_names, self.chips)
@@ -309,10 +335,29 @@ class Ads1299Source(SourceStage):
         """Most samples in one block (a backlog is cut into blocks of this size)."""
         self._last_status: np.ndarray[Any, np.dtype[np.uint32]] | None = None
         self._held_by = ""
+        self._cfg = DeviceConfig()
+        self._board: Any = None
+        """The emulated board under the device in ``thread`` mode (``mock``), for the trigger."""
+        self._trigger: TriggerReader | None = None
+        """The trigger reader in ``thread`` mode (in ``process`` mode the child has it)."""
+        spec = params.trigger
+        self.markers = HardwareMarkers(
+            self,
+            spec if isinstance(spec, TriggerSpec) else None,
+            params.gpio_markers,
+        )
+        """Markers from the trigger input and the chip's GPIO bits, and their counters."""
 
     def open(self, inputs: Mapping[str, StreamMeta], ctx: StageContext) -> Mapping[str, StreamMeta]:
         p = self.params
         self._held_by = ctx.pipeline
+        self.markers.attach(ctx.markers, ctx.pipeline)
+        self._cfg = ctx.device
+        if isinstance(p.trigger, TriggerSpec):
+            try:
+                ctx.device.check_trigger_pin(p.trigger.pin)
+            except ValueError as exc:
+                raise ConfigError(f"stage {self.name!r}: {exc}") from None
         if ctx.device.acquisition == "process":
             snap, settings = self._open_process(ctx.device)
         else:
@@ -355,7 +400,10 @@ class Ads1299Source(SourceStage):
             raise ConfigError(f"stage {self.name!r}: {exc}{hint}") from exc
 
     def _open_thread(self, cfg: DeviceConfig) -> tuple[DeviceSnapshot, tuple[ChipSettings, ...]]:
-        device = open_device(cfg, chips=self.params.chips)
+        if self.params.trigger is not None:
+            device, self._board = open_device_and_board(cfg, self.params.chips)
+        else:
+            device = open_device(cfg, chips=self.params.chips)
         try:
             settings = self._settings(device.channels_per_chip, cfg)
             device.configure(settings)
@@ -393,18 +441,35 @@ class Ads1299Source(SourceStage):
         self._pending.clear()
         self._corrupt = self._bad_run = 0
         self._acquired = self._dropped = self._accounted = self._taken_end = 0
+        spec = self.params.trigger if isinstance(self.params.trigger, TriggerSpec) else None
+        self.markers.begin()
         if self._process is not None:
-            reply = self._process.start(rate, priority=priority, nice=nice, lossless=lossless)
+            reply = self._process.start(
+                rate,
+                priority=priority,
+                nice=nice,
+                lossless=lossless,
+                trigger=spec,
+                on_trigger=self.markers.on_trigger,
+            )
             self._clock.reset(reply.wall_offset_ns)
+            self.markers.set_offset(reply.wall_offset_ns)
             self._acq = self._process
             return
         device = self._device
         if device is None:
             raise HardwareError(f"stage {self.name!r}: the device is not open")
         acq = Acquisition(device, rate, priority=priority, nice=nice, lossless=lossless)
-        self._clock.reset(time.time_ns() - device.link.clock.monotonic_ns())
+        offset = time.time_ns() - device.link.clock.monotonic_ns()
+        self._clock.reset(offset)
+        self.markers.set_offset(offset)
+        if spec is not None:
+            request = request_trigger(self._cfg, spec, self._board)
+            self._trigger = TriggerReader(request, self.markers.on_trigger, f"GPIO{spec.pin}")
         self._acq = acq
         acq.start()
+        if self._trigger is not None:
+            self._trigger.start()
 
     def read(self, timeout: float) -> Block | None:
         if self._pending:
@@ -468,6 +533,7 @@ class Ads1299Source(SourceStage):
         one_run = n and all_valid and int(seq[-1]) - int(seq[0]) == n - 1
         if one_run and n <= self._max_block:  # the usual tick: one block
             clock.update(seq, raw.edge_ns)
+            self.markers.tick(seq, decoded.status, valid)
             self._pending.append(
                 Block(
                     data=decoded.counts,
@@ -479,6 +545,7 @@ class Ads1299Source(SourceStage):
             return
         if valid.any():
             clock.update(seq[valid], raw.edge_ns[valid])
+            self.markers.tick(seq, decoded.status, valid)
         # Run boundaries: a slot gap, or an invalid frame (dropped, so its slot becomes a gap).
         breaks = np.flatnonzero((np.diff(seq) != 1) | ~valid[1:] | ~valid[:-1]) + 1
         cap = self._max_block
@@ -521,8 +588,12 @@ class Ads1299Source(SourceStage):
         )
 
     def stop(self) -> None:
+        trigger, self._trigger = self._trigger, None
+        if trigger is not None:
+            trigger.stop()
         if self._acq is not None:
             self._acq.stop()
+        self.markers.stop()
 
     def close(self) -> None:
         try:
