@@ -1,5 +1,6 @@
-"""Markers end to end: posted by grpcurl and by a WebSocket client, placed on the right sample,
-and found on the ``markers`` topic, in the BDF+ recording and on the LSL marker stream.
+"""Markers end to end: posted by grpcurl and by a WebSocket client, or made by hardware (an
+emulated trigger pulse, a change of the chip's GPIO inputs), placed on the right sample, and
+found on the ``markers`` topic, in the BDF+ recording and on the LSL marker stream.
 
 A real `eegpi serve --mock`; the emulator stamps each conversion's index into channel 1, so a
 data message says which conversion each sample is and the recording's rows can be matched to
@@ -14,6 +15,7 @@ import datetime as dt
 import json
 import os
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,14 +36,14 @@ RATE = 250
 NAMES = ["Fp1", "Fp2", "C3", "C4", "P7", "P8", "O1", "O2"]
 
 
-def _pipeline(stream: str) -> dict[str, Any]:
+def _pipeline(stream: str, **source: Any) -> dict[str, Any]:
     return {
         "name": "marks",
         "stages": [
             {
                 "name": "acquire",
                 "type": "ads1299_source",
-                "params": {"sample_rate": RATE, "channel_names": NAMES},
+                "params": {"sample_rate": RATE, "channel_names": NAMES, **source},
             },
             {"name": "to_voltage", "type": "to_voltage", "inputs": ["acquire"]},
             {
@@ -239,3 +241,109 @@ def test_eegpi_mark_places_a_marker_and_says_where(marks_daemon: tuple[Daemon, P
             assert reply["label"] == "button" and reply["source"] == "grpc"
 
     asyncio.run(scenario())
+
+
+# --- markers from hardware: the trigger input and the chip's GPIO bits -------------------------
+
+TRIGGER_AT = 8 * RATE
+"""The emulated stimulus pulses at this conversion: late enough that the LSL inlet, opened
+after the pipeline starts, is listening by then (checked, not assumed)."""
+GPIO_AT = TRIGGER_AT + RATE // 2
+
+
+@pytest.fixture
+def hw_daemon(tmp_path: Path, lsl_machine_scope: str) -> Iterator[tuple[Daemon, Path, str]]:
+    """A daemon whose pipeline (not started) has a trigger input on GPIO5 and GPIO markers,
+    on an emulator that pulses GPIO5 at conversion TRIGGER_AT and raises GPIO1 and GPIO3 of
+    the chip at GPIO_AT."""
+    stream = f"eegpi-hw-{uuid.uuid4().hex[:8]}"
+    pipelines = tmp_path / "pipelines"
+    pipelines.mkdir()
+    spec = _pipeline(stream, trigger={"pin": 5, "label": "flash"}, gpio_markers=True)
+    (pipelines / "marks.yaml").write_text(yaml.safe_dump(spec))
+    emulator = {
+        "stamp_index": True,
+        "trigger_at": [TRIGGER_AT],
+        "gpio_at": {GPIO_AT: 0b0101},
+        "drdy_jitter_us": 50,
+    }
+    cfg = tmp_path / "eegpi.yaml"
+    device = {"backend": "mock", "emulator": emulator}
+    cfg.write_text(yaml.safe_dump({"device": device, "data_dir": str(tmp_path / "data")}))
+    d = start_daemon(
+        "--config",
+        str(cfg),
+        pipelines=pipelines,
+        autostart=(),
+        env={"LSLAPICFG": lsl_machine_scope},
+    )
+    try:
+        yield d, tmp_path / "data", stream
+    finally:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+def test_trigger_and_gpio_markers_land_on_their_sample_everywhere(
+    hw_daemon: tuple[Daemon, Path, str],
+) -> None:
+    d, data_dir, stream = hw_daemon
+    expected = {"flash": (TRIGGER_AT, "trigger"), "gpio:0101": (GPIO_AT, "chip_gpio")}
+
+    async def scenario() -> tuple[dict[str, dict[str, Any]], Any]:
+        async with websockets.connect(d.ws_url) as ws:
+            for topic in ("eeg_voltage", "markers"):
+                await ws.send(json.dumps({"subscribe": topic}))
+            start = await grpcurl(
+                d.grpc_target, "eegpi.v1.PipelineControl/StartPipeline", data='{"name": "marks"}'
+            )
+            assert start.code == 0, start.err
+            found = await asyncio.to_thread(
+                pylsl.resolve_byprop, "name", f"{stream}-markers", 1, 30.0
+            )
+            assert found, "the LSL marker outlet was not found on this machine"
+            inlet = pylsl.StreamInlet(found[0])
+            await asyncio.to_thread(inlet.open_stream, 10.0)
+            listening = time.time()
+            n, t = next(iter((await _sample_times(ws, 1)).items()))
+            due = t + (TRIGGER_AT - n) / RATE
+            assert listening < due - 0.25, (
+                f"the LSL inlet opened {listening - due:+.2f} s from the trigger pulse at "
+                f"conversion {TRIGGER_AT}, too late to be sure it listened"
+            )
+            seen: dict[str, dict[str, Any]] = {}
+            while set(seen) != set(expected):
+                msg = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
+                if msg.get("topic") == "markers":
+                    seen[msg["event"]["label"]] = msg
+            stop = await grpcurl(
+                d.grpc_target, "eegpi.v1.PipelineControl/StopPipeline", data='{"name": "marks"}'
+            )
+            assert stop.code == 0, stop.err
+            return seen, inlet
+
+    seen, inlet = asyncio.run(scenario())
+    for label, (seq, source) in expected.items():
+        event = seen[label]
+        assert event["seq"] == seq and event["event"]["seq"] == seq, (label, event)
+        assert event["event"]["source"] == source and event["event"]["pipeline"] == "marks"
+
+    # the LSL marker stream has both, as far apart as their event times
+    got: dict[str, float] = {}
+    while len(got) < 2:
+        sample, stamp = inlet.pull_sample(timeout=10.0)
+        assert sample is not None, f"LSL markers: only {sorted(got)} arrived"
+        got[sample[0]] = stamp
+    lsl_gap = got["gpio:0101"] - got["flash"]
+    event_gap = seen["gpio:0101"]["timestamp"] - seen["flash"]["timestamp"]
+    assert abs(lsl_gap - event_gap) < 1e-3
+
+    # the recording has each as an annotation at the row of its sample
+    (path,) = sorted(data_dir.rglob("*.bdf"))
+    read = read_mne(path)
+    rows = np.round(read.uv[:, 0] / LSB_UV).astype(int)
+    for label, (seq, _) in expected.items():
+        (onset,) = [o for o, _, text in read.annotations if text == label]
+        (row,) = np.flatnonzero(rows == seq)
+        assert round(onset * RATE) == row, (label, onset, row)
