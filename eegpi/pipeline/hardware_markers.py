@@ -18,6 +18,7 @@ been fitted to, and delivered through ``StageContext.markers`` like every other 
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -31,6 +32,8 @@ from eegpi.pipeline.markers import place_marker
 from eegpi.stream import Marker
 
 __all__ = ["PENDING_EDGES", "HardwareMarkers", "gpio_label"]
+
+log = logging.getLogger("eegpi.pipeline")
 
 PENDING_EDGES = 1024
 """Trigger edges that wait for the next tick at most; more are refused and counted."""
@@ -92,18 +95,30 @@ class HardwareMarkers:
     def stop(self) -> None:
         """The run ended: edges still waiting for a tick are lost (counted)."""
         with self._lock:
-            self.trigger_lost += len(self._pending)
+            left = len(self._pending)
+            self.trigger_lost += left
             self._pending.clear()
+        if left:
+            log.warning("%s: %d trigger edge(s) came after the last sample", self._pipeline, left)
 
     def on_trigger(self, batch: TriggerBatch) -> None:
         """Edges from the trigger reader (any thread; never blocks)."""
+        refused = 0
         with self._lock:
             self.trigger_lost += batch.lost
             for edge in batch.edges:
                 if len(self._pending) >= PENDING_EDGES:
-                    self.trigger_lost += 1
+                    refused += 1
                 else:
                     self._pending.append((edge.timestamp_ns, edge.rising))
+            self.trigger_lost += refused
+        if refused:
+            log.warning(
+                "%s: %d trigger edge(s) lost: %d already wait for the pipeline thread",
+                self._pipeline,
+                refused,
+                PENDING_EDGES,
+            )
 
     def tick(
         self,
@@ -174,4 +189,8 @@ class HardwareMarkers:
         with self._lock:
             self.trigger_markers += len(found)
             self.trigger_lost += lost
+        if lost:
+            log.warning(
+                "%s: %d trigger edge(s) lost: before the run's first sample", self._pipeline, lost
+            )
         return found

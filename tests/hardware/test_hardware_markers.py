@@ -27,11 +27,14 @@ from eegpi.hardware.native.library import ENV_LIBRARY
 from eegpi.hardware.ring import RawFrames
 from eegpi.hardware.trigger import (
     TriggerBatch,
+    TriggerEdge,
     TriggerReader,
     TriggerSpec,
     open_device_and_board,
     request_trigger,
 )
+from eegpi.pipeline.clock import SampleClock
+from eegpi.pipeline.hardware_markers import PENDING_EDGES, HardwareMarkers
 from eegpi.pipeline.registry import lookup
 from eegpi.pipeline.spec import build_params
 from eegpi.pipeline.stages.source import Ads1299Source, Ads1299SourceParams
@@ -317,3 +320,61 @@ def test_trigger_and_gpio_markers_land_on_their_conversions(
     times = {int(b.seq + k): b.timestamp + k / RATE for b in blocks for k in range(b.n_samples)}
     for m in markers:
         assert abs(m.timestamp - times[m.seq]) < 1.0 / RATE / 2, m
+
+
+# --- the daemon-side queue ----------------------------------------------------------------------
+
+
+def test_edges_the_queue_refuses_or_the_run_cannot_hold_are_counted_exactly() -> None:
+    """Edges beyond the pending bound, edges before the run's first conversion and edges
+    still waiting at a stop are each counted once; the rest land on their samples."""
+    period_ns = 1_000_000_000 // RATE
+    clock = SampleClock(RATE)
+    clock.reset(1_700_000_000 * 10**9)
+    markers: list[Marker] = []
+    hw = HardwareMarkers(clock, TriggerSpec(pin=5, label="stim"), gpio=False)
+    hw.attach(markers.extend, "test")
+    hw.begin()
+    hw.set_offset(1_700_000_000 * 10**9)
+    seq = np.arange(100)
+    clock.update(seq, 5 * period_ns + seq * period_ns)  # conversion 0's DRDY fell at 5 periods
+    at = [TriggerEdge(5 * period_ns + k * period_ns, True) for k in (3, 40)]
+    early = TriggerEdge(period_ns, True)  # four periods before conversion 0
+    flood = [TriggerEdge(5 * period_ns + 50 * period_ns, True)] * (PENDING_EDGES - 3)
+    hw.on_trigger(TriggerBatch((*at, early, *flood), lost=2))
+    hw.on_trigger(TriggerBatch(tuple(flood[:7])))  # the queue is full: all 7 refused
+    status = np.full((100, 1), 0xC00000, np.uint32)
+    hw.tick(seq, status, np.ones(100, bool))
+    assert hw.trigger_lost == 2 + 7 + 1
+    assert hw.trigger_markers == len(markers) == 2 + PENDING_EDGES - 3
+    assert sorted({(m.seq, m.label, m.source) for m in markers}) == [
+        (3, "stim", "trigger"),
+        (40, "stim", "trigger"),
+        (50, "stim", "trigger"),
+    ]
+    hw.on_trigger(TriggerBatch(tuple(flood[:4])))
+    hw.stop()  # no tick took them
+    assert hw.trigger_lost == 2 + 7 + 1 + 4 and hw.trigger_markers == len(markers)
+
+
+def test_gpio_markers_mark_each_change_once_and_not_the_first_frame() -> None:
+    clock = SampleClock(RATE)
+    clock.reset(0)
+    markers: list[Marker] = []
+    hw = HardwareMarkers(clock, None, gpio=True)
+    hw.attach(markers.extend, "test")
+    hw.begin()
+    period_ns = 1_000_000_000 // RATE
+    levels = np.array([3, 3, 3, 1, 1, 9, 9, 9, 0, 0], np.uint32)
+    valid = np.ones(10, bool)
+    valid[5] = False  # a torn frame says nothing about the pins
+    for part in (slice(0, 4), slice(4, 10)):  # a change at a tick boundary counts once
+        seq = np.arange(10)[part] + 100
+        clock.update(seq, seq * period_ns)
+        hw.tick(seq, (0xC00000 | levels[part])[:, None], valid[part])
+    assert [(m.seq, m.label, m.source) for m in markers] == [
+        (103, "gpio:0001", "chip_gpio"),
+        (106, "gpio:1001", "chip_gpio"),
+        (108, "gpio:0000", "chip_gpio"),
+    ]
+    assert hw.gpio_markers == 3
