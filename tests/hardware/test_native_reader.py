@@ -401,7 +401,9 @@ def test_the_reader_reports_its_own_cpu_time_per_frame(lib_env: Path) -> None:
         finally:
             acq.stop()
         assert acq.stats.frames >= 600
-        assert 0 < acq.stats.user_ns <= acq.stats.cpu_ns + 10_000_000  # getrusage: us ticks
+        # getrusage charges user time in scheduler ticks: a millisecond of it may read 0
+        assert 0 <= acq.stats.user_ns <= acq.stats.cpu_ns + 10_000_000
+        assert acq.stats.cpu_ns > 0
         assert acq.cpu_ns_per_frame > 0
     finally:
         device.close()
