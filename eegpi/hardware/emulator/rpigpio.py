@@ -168,6 +168,7 @@ class _PollThread:
         gpio = self._gpio
         for done in range(rounds):
             transfers = gpio.wiring.transfers_here()
+            board_transfers = gpio.wiring.transfers  # before the callbacks: see _round_done
             for callback in callbacks:
                 try:
                     callback(channel)
@@ -175,7 +176,7 @@ class _PollThread:
                     traceback.print_exc()
             # In virtual time a round that read nothing over SPI takes no time; in real time
             # the edges that fell meanwhile merge at the next look anyway.
-            if gpio._round_done(gpio.wiring.transfers_here() != transfers):
+            if gpio._round_done(gpio.wiring.transfers_here() != transfers, board_transfers):
                 gpio._requeue(channel, rounds - done - 1)
                 return
 
@@ -478,9 +479,14 @@ class EmulatedRpiGpio:
             self._inflight += rounds
             return first.channel, rounds, list(first.callbacks)
 
-    def _round_done(self, worked: bool) -> bool:
+    def _round_done(self, worked: bool, transfers_before: int) -> bool:
         """A callback round returned (``worked``: its callbacks read over SPI); True when the
-        thread is away for a while now (its work took time, or a stall was asked for)."""
+        thread is away for a while now (its work took time, or a stall was asked for).
+
+        ``transfers_before`` is the board's SPI transfer count when the round began: a reader
+        that read over SPI after that has seen the round's edge, even when it read before the
+        round returned (taking the count at return instead made :meth:`idle` wait for an edge
+        the reader had already taken, and virtual time stopped)."""
         with self._lock:
             self._rounds += 1
             stall = self._stalls(self._rounds) if self._stalls is not None else 0
@@ -489,7 +495,7 @@ class EmulatedRpiGpio:
             if away:
                 self._away_until = now + max(stall, 0)
             self._inflight -= 1
-            self._delivered_at = self.wiring.transfers
+            self._delivered_at = transfers_before
             return away
 
     def stall_callbacks(self, stalls: Callable[[int], int] | None) -> None:
