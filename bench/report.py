@@ -171,8 +171,13 @@ def render(m: Machine, rows: list[Row], notes: list[str]) -> str:
         f"Written by `{m.command.strip()}` (`make bench` prints the same figures without "
         "writing this file). One run; ranges are over the run's interleaved repetitions. CPU "
         "is CPU *time* the kernel charged to the processes measured (utime + stime from "
-        "/proc), as a share of one core, so other work on the host does not inflate it; "
-        "latency and loss do depend on that other work.",
+        "/proc), as a share of one core; latency and loss depend on other work on the host. "
+        "So does CPU time, on a virtual machine, for processes that wake hundreds of times a "
+        "second: waking an idle virtual CPU is charged to the thread it wakes, so the same "
+        "daemon measures higher on an idle host than on a busy one (the default pipeline's "
+        "tree at 250 SPS, no client, on the 2-core development VM: 16 % of a core with both "
+        "cores otherwise idle, 9.6 % with both busy). Compare runs made under the same load "
+        "(`--load N` starts N busy loops beside the run).",
         "",
         f"- **Machine**: {m.cpu_model}, {m.cores} cores; {m.kernel}; Python {m.python}",
         f"- **eegpi**: {m.commit}",
