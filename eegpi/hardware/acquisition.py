@@ -37,7 +37,14 @@ from eegpi.hardware.ring import FrameRing, RawFrames
 from eegpi.hardware.slots import slot_counter
 from eegpi.hardware.timeslice import request_short_slice
 
-__all__ = ["SLEEPER_PRIORITY", "Acquisition", "FrameSource", "RawFrames", "default_capacity"]
+__all__ = [
+    "SLEEPER_PRIORITY",
+    "Acquisition",
+    "FrameSource",
+    "RawFrames",
+    "RingReader",
+    "default_capacity",
+]
 
 log = logging.getLogger("eegpi.hardware")
 
@@ -83,7 +90,62 @@ def default_capacity(sample_rate: int) -> int:
     return max(4096, 2 * sample_rate)
 
 
-class Acquisition:
+class RingReader:
+    """What every acquisition loop offers its consumer: the ring's counters and frames.
+
+    A reader (the Python loop here, the native one in :mod:`eegpi.hardware.native`) sets
+    ``ring`` and ``error`` and says whether it is ``running``.
+    """
+
+    ring: FrameRing
+    error: HardwareError | None
+    """Why the loop ended early (stuck DRDY, SPI failure); raised by :meth:`wait`."""
+
+    @property
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def frames_read(self) -> int:
+        """Frames clocked out of the chip (stored or overflowed)."""
+        return self.ring.frames_read
+
+    @property
+    def missed(self) -> int:
+        """Conversions no frame carries: DRDY missed, result overwritten before the read, or
+        the frame discarded because it could not be named."""
+        return self.ring.missed
+
+    @property
+    def overflowed(self) -> int:
+        """Frames read but dropped because the ring was full."""
+        return self.ring.overflowed
+
+    # --- consumer ----------------------------------------------------------------------------
+
+    @property
+    def available(self) -> int:
+        return self.ring.available
+
+    def wait(self, count: int, timeout: float) -> int:
+        """Wait until ``count`` frames are waiting or ``timeout`` s pass; returns how many wait.
+
+        Raises:
+            HardwareError: the loop failed (stuck DRDY, SPI error) and nothing is left to take.
+        """
+        available = self.available
+        if available < count and timeout > 0 and self.error is None and self.running:
+            available = self.ring.wait(count, timeout)
+        if available == 0 and self.error is not None:
+            raise self.error
+        return available
+
+    def take(self, limit: int | None = None) -> RawFrames:
+        """Copy out (and release) up to ``limit`` of the waiting frames, oldest first."""
+        return self.ring.take(limit)
+
+
+class Acquisition(RingReader):
     """Owns the thread that services DRDY for one started :class:`Ads1299`."""
 
     def __init__(
@@ -157,22 +219,6 @@ class Acquisition:
         self.cpus_set: frozenset[int] | None = None
         """CPUs the thread was pinned to, None when not pinned."""
         self._ready = threading.Event()
-
-    @property
-    def frames_read(self) -> int:
-        """Frames clocked out of the chip (stored or overflowed)."""
-        return self.ring.frames_read
-
-    @property
-    def missed(self) -> int:
-        """Conversions no frame carries: DRDY missed, result overwritten before the read, or
-        the frame discarded because it could not be named."""
-        return self.ring.missed
-
-    @property
-    def overflowed(self) -> int:
-        """Frames read but dropped because the ring was full."""
-        return self.ring.overflowed
 
     # --- control -----------------------------------------------------------------------------
 
@@ -313,26 +359,3 @@ class Acquisition:
                 put(
                     bytes(frame), where.slot, where.edge_ns, lossless=lossless, stopping=is_stopping
                 )
-
-    # --- consumer ----------------------------------------------------------------------------
-
-    @property
-    def available(self) -> int:
-        return self.ring.available
-
-    def wait(self, count: int, timeout: float) -> int:
-        """Wait until ``count`` frames are waiting or ``timeout`` s pass; returns how many wait.
-
-        Raises:
-            HardwareError: the thread failed (stuck DRDY, SPI error) and nothing is left to take.
-        """
-        available = self.available
-        if available < count and timeout > 0 and self.error is None and self.running:
-            available = self.ring.wait(count, timeout)
-        if available == 0 and self.error is not None:
-            raise self.error
-        return available
-
-    def take(self, limit: int | None = None) -> RawFrames:
-        """Copy out (and release) up to ``limit`` of the waiting frames, oldest first."""
-        return self.ring.take(limit)

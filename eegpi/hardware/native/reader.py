@@ -23,11 +23,11 @@ from collections.abc import Callable
 from typing import Any
 
 from eegpi.exc import HardwareError
-from eegpi.hardware.acquisition import default_capacity
+from eegpi.hardware.acquisition import RingReader, default_capacity
 from eegpi.hardware.driver import Ads1299
 from eegpi.hardware.native.endpoints import Endpoints, check_native, open_endpoints
 from eegpi.hardware.native.library import ABI, ReaderConfig, ReaderStats, load_library
-from eegpi.hardware.ring import FrameRing, RawFrames, RingSync, Signal
+from eegpi.hardware.ring import FrameRing, RingSync, Signal
 
 __all__ = ["NativeAcquisition", "semaphore_address"]
 
@@ -57,7 +57,7 @@ def semaphore_address(primitive: Any) -> int:
     return handle
 
 
-class NativeAcquisition:
+class NativeAcquisition(RingReader):
     """Services DRDY for one started :class:`Ads1299` with the C loop (module doc)."""
 
     def __init__(
@@ -122,18 +122,6 @@ class NativeAcquisition:
         self._ready = threading.Event()
 
     # --- counters ----------------------------------------------------------------------------
-
-    @property
-    def frames_read(self) -> int:
-        return self.ring.frames_read
-
-    @property
-    def missed(self) -> int:
-        return self.ring.missed
-
-    @property
-    def overflowed(self) -> int:
-        return self.ring.overflowed
 
     @property
     def cpu_ns_per_frame(self) -> float:
@@ -296,26 +284,3 @@ class NativeAcquisition:
             f"the native reader refused its configuration (result {result}): frames of "
             f"{self.frame_len} bytes, a ring of {self.capacity}"
         )
-
-    # --- consumer ----------------------------------------------------------------------------
-
-    @property
-    def available(self) -> int:
-        return self.ring.available
-
-    def wait(self, count: int, timeout: float) -> int:
-        """Wait until ``count`` frames are waiting or ``timeout`` s pass; returns how many wait.
-
-        Raises:
-            HardwareError: the loop failed (stuck DRDY, SPI error) and nothing is left to take.
-        """
-        available = self.available
-        if available < count and timeout > 0 and self.error is None and self.running:
-            available = self.ring.wait(count, timeout)
-        if available == 0 and self.error is not None:
-            raise self.error
-        return available
-
-    def take(self, limit: int | None = None) -> RawFrames:
-        """Copy out (and release) up to ``limit`` of the waiting frames, oldest first."""
-        return self.ring.take(limit)
