@@ -146,6 +146,7 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
     )
     ws.post_marker = _marker_poster(manager)
     loaded = manager.load()
+    manager.preload(cfg.autostart)
     log.info("pipelines from %s: %s", pipelines_dir, ", ".join(loaded.loaded) or "none loaded")
     unknown = [name for name in cfg.autostart if name not in loaded.loaded]
     grpc = None

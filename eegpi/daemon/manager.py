@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +43,7 @@ from eegpi.exc import (
     PipelineStateError,
 )
 from eegpi.hardware.config import DeviceConfig
+from eegpi.lazy import preload
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import PipelineSpec, load_pipeline_file
 from eegpi.pipeline.stage import SourceStats, StageContext, TopicPublisher
@@ -234,6 +235,12 @@ class PipelineManager:
             for name, e in sorted(self._entries.items())
         ]
         return infos, list(self._load_errors)
+
+    def preload(self, names: Iterable[str]) -> None:
+        """Start importing, in the background, what the named pipelines' stages will need when
+        they open (scipy.signal for filters), while the servers start up."""
+        specs = [self._entries[n].spec for n in names if n in self._entries]
+        preload(m for spec in specs for st in spec.stages for m in st.cls.preload)
 
     def status(self, name: str = "") -> list[PipelineStatus]:
         if name:

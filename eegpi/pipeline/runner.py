@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from eegpi.exc import ConfigError, EegpiError, HardwareError, PipelineStateError, StageError
+from eegpi.lazy import preload
 from eegpi.pipeline.markers import MARKERS_TOPIC, MarkerReceiver, place_marker
 from eegpi.pipeline.spec import PipelineSpec
 from eegpi.pipeline.stage import SourceStage, SourceStats, Stage, StageContext
@@ -81,6 +82,7 @@ class PipelineRunner:
 
     def open(self) -> None:
         """Instantiate and open every stage in order; on failure close what was opened."""
+        preload(m for st in self.spec.stages for m in st.cls.preload)
         try:
             for st in self.spec.stages:
                 stage = st.instantiate()

@@ -31,13 +31,15 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
 
 from eegpi.exc import ConfigError, StageError
+from eegpi.lazy import LazyModule
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import Stage, StageContext
 from eegpi.pipeline.stages.sos import SosState
 from eegpi.stream import Block, StreamMeta
+
+signal: Any = LazyModule("scipy.signal")  # imported when a filter is designed
 
 __all__ = [
     "Bandpass",
@@ -105,6 +107,8 @@ def _as_float_samples(block: Block, n_channels: int, stage: str) -> FloatArray:
 
 class FilterStage(Stage):
     """A causal SOS filter applied per channel with state carried across blocks."""
+
+    preload = ("scipy.signal",)
 
     def __init__(self, name: str, params: Any) -> None:
         super().__init__(name, params)
@@ -287,6 +291,7 @@ class Decimate(Stage):
 
     type_name = "decimate"
     Params = DecimateParams
+    preload = ("scipy.signal",)
 
     def __init__(self, name: str, params: Any) -> None:
         super().__init__(name, params)

@@ -15,7 +15,10 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import signal
+
+from eegpi.lazy import LazyModule
+
+signal: Any = LazyModule("scipy.signal")  # imported when a filter is designed
 
 __all__ = ["SosState", "compiled_kernel"]
 
@@ -33,12 +36,21 @@ def _find_kernel() -> _Kernel | None:
     return kernel
 
 
-_KERNEL = _find_kernel()
+_UNSET: Any = object()
+_KERNEL: _Kernel | None = _UNSET
+"""Looked up on first use: importing it imports scipy.signal (see :mod:`eegpi.lazy`)."""
+
+
+def _kernel() -> _Kernel | None:
+    global _KERNEL
+    if _KERNEL is _UNSET:
+        _KERNEL = _find_kernel()
+    return _KERNEL
 
 
 def compiled_kernel() -> bool:
     """True when scipy's compiled kernel is called directly (the fast path)."""
-    return _KERNEL is not None
+    return _kernel() is not None
 
 
 class SosState:
@@ -57,6 +69,7 @@ class SosState:
         self.n_channels = n_channels
         self._zi: FloatArray | None = None
         """(channels, sections, 2), C-contiguous: the kernel's own layout."""
+        self._kernel: _Kernel | None = None
 
     @property
     def started(self) -> bool:
@@ -74,13 +87,15 @@ class SosState:
             zi0 = signal.sosfilt_zi(self.sos)  # (sections, 2)
             first = np.asarray(x[0], dtype=np.float64)
             self._zi = np.ascontiguousarray(first[:, np.newaxis, np.newaxis] * zi0[np.newaxis])
-        if _KERNEL is None:  # pragma: no cover - depends on the scipy release
+            self._kernel = _kernel()
+        kernel = self._kernel
+        if kernel is None:  # pragma: no cover - depends on the scipy release
             zi = np.moveaxis(self._zi, 0, -1)  # (sections, 2, channels)
             y, zf = signal.sosfilt(self.sos, x, axis=0, zi=zi)
             self._zi = np.ascontiguousarray(np.moveaxis(zf, -1, 0))
             out: FloatArray = y
             return out
         work = np.array(x.T, dtype=np.float64, order="C")  # (channels, samples), filtered in place
-        _KERNEL(self.sos, work, self._zi)
+        kernel(self.sos, work, self._zi)
         result: FloatArray = work.T
         return result

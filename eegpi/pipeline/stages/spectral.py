@@ -30,13 +30,15 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy import signal
 
 from eegpi.exc import ConfigError, StageError
+from eegpi.lazy import LazyModule
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import Stage, StageContext
 from eegpi.pipeline.stages.filters import check_positive, single_input
 from eegpi.stream import Block, StreamMeta
+
+signal: Any = LazyModule("scipy.signal")  # imported when a filter is designed
 
 __all__ = ["DEFAULT_BANDS", "BandPower", "BandPowerParams"]
 
@@ -113,6 +115,7 @@ class BandPower(Stage):
 
     type_name = "band_power"
     Params = BandPowerParams
+    preload = ("scipy.signal",)
 
     def __init__(self, name: str, params: Any) -> None:
         super().__init__(name, params)

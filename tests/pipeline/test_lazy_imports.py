@@ -1,0 +1,81 @@
+"""Loading pipelines never imports scipy.signal; opening a filter does (eegpi/lazy.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from eegpi.lazy import LazyModule, preload
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_validating_every_shipped_pipeline_leaves_scipy_signal_unimported() -> None:
+    out = _run(
+        """
+        import sys
+        from pathlib import Path
+        from eegpi.pipeline.spec import load_pipeline_file
+        names = [load_pipeline_file(p).name for p in sorted(Path("pipelines").glob("*.yaml"))]
+        assert "default" in names, names
+        print("scipy.signal" in sys.modules)
+        """
+    )
+    assert out == "False"
+
+
+def test_opening_a_filter_imports_scipy_signal_and_filters_as_before() -> None:
+    out = _run(
+        """
+        import sys
+        import numpy as np
+        from eegpi.pipeline.stages.filters import Bandpass, BandpassParams
+        from eegpi.pipeline.stage import NullPublisher, StageContext
+        from eegpi.hardware.config import DeviceConfig
+        from eegpi.stream import Block, StreamMeta
+        assert "scipy.signal" not in sys.modules
+        stage = Bandpass("f", BandpassParams(low_hz=1.0, high_hz=40.0, order=4))
+        meta = StreamMeta(sample_rate=250, channels=("a", "b"), units="uV")
+        stage.open({"in": meta}, StageContext("p", DeviceConfig(backend="mock"), NullPublisher()))
+        x = np.random.default_rng(1).standard_normal((100, 2))
+        y = stage.process({"in": Block(x, 0, 0.0, meta)})["out"].data
+        from scipy import signal
+        zi = signal.sosfilt_zi(stage.sos)[:, :, None] * x[0]
+        ref, _ = signal.sosfilt(stage.sos, x, axis=0, zi=zi)
+        print("scipy.signal" in sys.modules, float(np.max(np.abs(y - ref))))
+        """
+    )
+    imported, err = out.split()
+    assert imported == "True"
+    assert float(err) < 1e-9
+
+
+def test_lazy_module_imports_on_first_attribute() -> None:
+    lazy = LazyModule("json")
+    assert "not imported" in repr(lazy)
+    assert lazy.dumps([1]) == "[1]"
+    assert "imported" in repr(lazy) and "not" not in repr(lazy)
+
+
+def test_preload_imports_in_the_background_and_skips_what_is_loaded() -> None:
+    assert preload(["json"]) is None  # already imported: no thread
+    thread = preload(["eegpi.pipeline.stages.sos", "no_such_module_anywhere"])
+    if thread is not None:  # a missing module is left to the stage that needs it
+        thread.join(60)
+        assert not thread.is_alive()
+    assert "eegpi.pipeline.stages.sos" in sys.modules
