@@ -92,6 +92,16 @@ class EmulatorConfig:
     and, with lead-off sensing on, its P and N status bits are set."""
     bias_off: bool = False
     """The bias electrode is off (CONFIG3.BIAS_STAT reads 1)."""
+    electrode_impedance_kohm: float | tuple[float, ...] = 5.0
+    """Impedance of the electrode on each channel's INnP, kOhm: one value for every channel or
+    one per channel of the chain. The chip's lead-off current through it (plus the series
+    resistor) shows on the channel, which is what an impedance check measures."""
+    reference_impedance_kohm: float = 5.0
+    """Impedance of the electrode on the INnN inputs, kOhm (the SRB1 reference electrode when
+    MISC1.SRB1 ties them together, else each channel's own N electrode)."""
+    series_resistance_kohm: float = 2.2
+    """The board's resistor in series with every electrode input, kOhm (2.2 on OpenBCI's
+    Cyton); it adds to what the lead-off current sees."""
     timing: TimingMode = "record"
     """What a breach of a datasheet timing rule (tSCCS, tSDECODE, SCLK rate, reads in the
     reload window, commands during tPOR or a reset, SPI mode ...) does: ``record`` keeps it in
@@ -200,7 +210,28 @@ class EmulatorConfig:
         for ch in self.leads_off:
             if not isinstance(ch, int) or not 1 <= ch <= 32:
                 raise ValueError(f"emulator.leads_off: {ch!r} is not a channel number 1..32")
+        self._check_electrodes()
         self._check_schedules()
+
+    def _check_electrodes(self) -> None:
+        """``*_impedance_kohm`` and ``series_resistance_kohm``: kOhm from 0 to 10 GOhm."""
+        z = self.electrode_impedance_kohm
+        if isinstance(z, list | tuple):
+            if not 1 <= len(z) <= 32:
+                raise ValueError(
+                    f"emulator.electrode_impedance_kohm: {len(z)} values; give one per channel "
+                    "(up to 32) or a single value"
+                )
+            object.__setattr__(self, "electrode_impedance_kohm", tuple(z))
+        values = z if isinstance(z, list | tuple) else (z,)
+        named = [("electrode_impedance_kohm", v) for v in values]
+        named += [
+            (n, getattr(self, n)) for n in ("reference_impedance_kohm", "series_resistance_kohm")
+        ]
+        for name, value in named:
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not 0 <= value <= 1e7:
+                raise ValueError(f"emulator.{name}: {value!r} is not a number of kOhm, 0 to 1e7")
 
     def _check_schedules(self) -> None:
         """``trigger_*`` and ``gpio_at``: conversion numbers, times, pins and levels."""
@@ -281,9 +312,21 @@ class DeviceConfig:
     ``eegpi build-native``: no interpreter per frame, for 8000-16000 SPS on a Pi; gpiod DRDY and
     one chip-select only) or ``auto`` (native when built and possible, else python, with the
     reason logged). ``acquisition: thread`` always runs the Python loop."""
+    series_resistance_kohm: float = 2.2
+    """The board's resistor in series with each electrode input, kOhm, which an impedance
+    check subtracts from what it measures (2.2 on OpenBCI's Cyton; 0 for none)."""
     emulator: EmulatorConfig = field(default_factory=EmulatorConfig)
 
     def __post_init__(self) -> None:
+        series = self.series_resistance_kohm
+        if (
+            isinstance(series, bool)
+            or not isinstance(series, int | float)
+            or not 0 <= series <= 1e3
+        ):
+            raise ValueError(
+                f"device.series_resistance_kohm: {series!r} is not a number of kOhm, 0 to 1000"
+            )
         if self.acquisition not in ("process", "thread"):
             raise ValueError(
                 f"device.acquisition: {self.acquisition!r} is not one of process, thread"

@@ -54,6 +54,7 @@ from eegpi.ads1299.settings import VREF_V
 from eegpi.hardware.config import EmulatorConfig
 from eegpi.hardware.emulator.chunks import ChunkSource, ChunkSteps
 from eegpi.hardware.emulator.clock import EmulatorClock
+from eegpi.hardware.emulator.electrodes import Electrodes, Excitation
 from eegpi.hardware.emulator.latency import stamp_latency_ns
 from eegpi.hardware.emulator.signals import FCLK_HZ, ChannelPlan, SignalGenerator
 from eegpi.hardware.emulator.timing import Violation, ViolationLog
@@ -148,6 +149,7 @@ class Ads1299Emulator:
         self._jitter_ns = round(cfg.drdy_jitter_us * 1000)
         self._stalled_read = 0
         self._reset_low_ns: int | None = None
+        self._electrodes = Electrodes(cfg, chips * self.channels_per_chip, self.channels_per_chip)
         self._update_clock()
         self._power_on()
 
@@ -730,7 +732,8 @@ class Ads1299Emulator:
             c, k = divmod(ch - 1, self.channels_per_chip)
             if c == chip:
                 off |= 1 << k
-        return off & regs[Reg.LOFF_SENSP], off & regs[Reg.LOFF_SENSN]
+        trip_p, trip_n = self._electrodes.comparator_trips(bytes(regs), chip)
+        return (off | trip_p) & regs[Reg.LOFF_SENSP], (off | trip_n) & regs[Reg.LOFF_SENSN]
 
     def _bias_off(self) -> bool:
         return self.cfg.bias_off and bool(CONFIG4_PD_LOFF_COMP.get(self.regs[Reg.CONFIG4]))
@@ -812,6 +815,7 @@ class Ads1299Emulator:
             scale=np.array(plan.gain, dtype=np.float64) * (_FULL_SCALE / VREF_V),
             unpowered=~np.array(plan.powered),
             status=np.array(words, dtype=np.int64),
+            excitation=self._electrodes.excitation(regs, plan.mux),
         )
         self._plan_cache = cached
         return cached
@@ -843,6 +847,8 @@ class Ads1299Emulator:
         rows = self._chunks.rows
         cp = self._chunk_plan()
         volts = yield from self._gen.volts_steps(start, rows, self._tdr_ns / 1e9, cp.plan)
+        if cp.excitation is not None:  # the lead-off current through the electrodes
+            volts += cp.excitation.volts(start, rows)
         yield
         codes = np.rint(volts * cp.scale)
         codes = np.clip(codes, -_FULL_SCALE, _FULL_SCALE - 1).astype(np.int64)
@@ -919,6 +925,8 @@ class _ChunkPlan:
     unpowered: npt.NDArray[np.bool_]
     status: npt.NDArray[np.int64]
     """One status word per chip."""
+    excitation: Excitation | None = None
+    """The lead-off current's share of the inputs (None: no current on)."""
 
     @property
     def regs(self) -> bytes:
