@@ -28,6 +28,7 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from importlib import resources
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -76,12 +77,14 @@ SEND_LOWAT_BYTES = 8 * 1024
 WRITE_LIMIT = (8 * 1024, 2 * 1024)
 """High and low water marks of the transport's own buffer; above high, a send waits."""
 
-_STATIC = {
-    "/": ("index.html", "text/html; charset=utf-8"),
-    "/index.html": ("index.html", "text/html; charset=utf-8"),
-    "/viewer.js": ("viewer.js", "text/javascript; charset=utf-8"),
-    "/viewer.css": ("viewer.css", "text/css; charset=utf-8"),
+_CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
 }
+"""Viewer files served by suffix; browsers run ES modules only with a JavaScript type."""
 
 
 class _NoSecrets(logging.Filter):
@@ -109,12 +112,18 @@ _LIBRARY_LOG.addFilter(_NoSecrets())
 
 
 def _load_static() -> dict[str, tuple[bytes, str]]:
-    """Read the viewer files shipped in ``eegpi.web`` once, at server start."""
-    package = resources.files("eegpi.web")
-    return {
-        path: (package.joinpath(name).read_bytes(), content_type)
-        for path, (name, content_type) in _STATIC.items()
-    }
+    """Read the viewer files shipped in ``eegpi.web`` once, at server start.
+
+    Every file of a known type is served under its own name, so the page's modules need no
+    list here; ``/`` is ``index.html``.
+    """
+    files: dict[str, tuple[bytes, str]] = {}
+    for item in resources.files("eegpi.web").iterdir():
+        content_type = _CONTENT_TYPES.get(PurePosixPath(item.name).suffix)
+        if content_type is not None and item.is_file():
+            files["/" + item.name] = (item.read_bytes(), content_type)
+    files["/"] = files["/index.html"]
+    return files
 
 
 def _response(

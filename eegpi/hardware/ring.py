@@ -418,8 +418,16 @@ class FrameRing:
             taken = int(counters[_TAKEN])
             available = int(counters[_WRITTEN]) - taken
         n = available if limit is None else max(0, min(limit, available))
-        idx = (taken + np.arange(n)) % self.capacity
-        out = RawFrames(self._np_frames[idx], self._np_seq[idx], self._np_edge[idx])
+        start = taken % self.capacity
+        if start + n <= self.capacity:  # no wrap (nearly always): slices copy fastest
+            end = start + n
+            frames, seqs, edges = self._np_frames, self._np_seq, self._np_edge
+            out = RawFrames(
+                frames[start:end].copy(), seqs[start:end].copy(), edges[start:end].copy()
+            )
+        else:
+            idx = (taken + np.arange(n)) % self.capacity
+            out = RawFrames(self._np_frames[idx], self._np_seq[idx], self._np_edge[idx])
         if n:
             with _held(self.sync.lock):
                 counters[_TAKEN] = taken + n

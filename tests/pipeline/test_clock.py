@@ -175,3 +175,51 @@ def test_jittered_stamps_from_the_first_one_on_need_no_restart() -> None:
         seq = np.arange(int(5 * FS))
         feed(clock, seq, jittered(seq, 100.0, 50.0, seed=seed), tick=1)
         assert (clock.outliers, clock.restarts) == (0, 0), seed
+
+
+def _fed_in_batches(
+    clock: SampleClock, seq: npt.NDArray[np.int64], stamps: npt.NDArray[np.int64], tick: int = 3
+) -> list[tuple[int, float]]:
+    """As the source does: ``feed`` a tick at a time, each tick's first sample stamped."""
+    out = []
+    for i in range(0, len(seq), tick):
+        clock.feed(seq[i : i + tick], stamps[i : i + tick])
+        out.append((int(seq[i]), clock.seq_time(int(seq[i]))))
+    return out
+
+
+def test_batched_feeding_keeps_the_times_of_per_tick_updates() -> None:
+    seq = np.arange(int(40 * FS))
+    stamps = jittered(seq, 100.0, 50.0)
+    each, batched = fresh(), fresh()
+    per_tick = errors_us(feed(each, seq, stamps), 100.0)
+    in_batches = errors_us(_fed_in_batches(batched, seq, stamps), 100.0)
+    # A block is stamped up to BATCH samples beyond the newest fitted stamp: on a settled line
+    # that moves its time by a couple of microseconds after a second (256 stamps, 50 us of
+    # jitter: the slope is known to ~10 ppm), by well under one after ten.
+    diff = np.abs(in_batches - per_tick)
+    assert diff[int(FS / 3) :].max() < 2.5
+    assert diff[int(10 * FS / 3) :].max() < 0.5
+    settled = in_batches[int(10 * FS / 3) :]
+    assert np.abs(settled - settled.mean()).max() < 5.0
+    batched.flush()
+    a, b = each.line, batched.line
+    assert a is not None and b is not None
+    # The same window (bucket edges fall at batch boundaries, so a few stamps more or less).
+    assert b.points == pytest.approx(a.points, rel=0.05)
+    assert b.ppm == pytest.approx(a.ppm, abs=0.05)
+    assert b.residual_ns == pytest.approx(a.residual_ns, rel=0.01)
+
+
+def test_batched_feeding_still_rejects_late_stamps_and_restarts_after_a_step() -> None:
+    clock = fresh()
+    seq = np.arange(2000)
+    stamps = true_ns(seq, 0.0)
+    stamps[1500] += 3_000_000  # one read 3 ms late
+    stamps[1800:] += 50_000_000  # the edge clock steps by 50 ms
+    times = _fed_in_batches(clock, seq, stamps)
+    clock.flush()
+    assert clock.outliers >= 1
+    assert clock.restarts == 1
+    late = [t for s, t in times if s == 1500]
+    assert late and abs(late[0] - (true_ns(np.array([1500]))[0] + OFFSET_NS) / 1e9) < 1e-6

@@ -532,7 +532,7 @@ class Ads1299Source(SourceStage):
         clock = self._clock
         one_run = n and all_valid and int(seq[-1]) - int(seq[0]) == n - 1
         if one_run and n <= self._max_block:  # the usual tick: one block
-            clock.update(seq, raw.edge_ns)
+            clock.feed(seq, raw.edge_ns)
             self.markers.tick(seq, decoded.status, valid)
             self._pending.append(
                 Block(
@@ -544,7 +544,7 @@ class Ads1299Source(SourceStage):
             )
             return
         if valid.any():
-            clock.update(seq[valid], raw.edge_ns[valid])
+            clock.feed(seq[valid], raw.edge_ns[valid])
             self.markers.tick(seq, decoded.status, valid)
         # Run boundaries: a slot gap, or an invalid frame (dropped, so its slot becomes a gap).
         breaks = np.flatnonzero((np.diff(seq) != 1) | ~valid[1:] | ~valid[:-1]) + 1

@@ -1,0 +1,50 @@
+"""FrameRing.take hands out frames oldest first, with their slots and stamps, whether or not
+the span wraps round the end of the buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eegpi.hardware.ring import FrameRing
+
+FRAME = 27
+
+
+def _frame(k: int) -> bytes:
+    return bytes((k + i) % 256 for i in range(FRAME))
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_take_is_exact_across_the_wrap(shared: bool) -> None:
+    ring = FrameRing(8, FRAME, shared=shared)
+    try:
+        written = 0
+        taken: list[int] = []
+        for batch, limit in [(5, None), (6, 4), (3, None), (7, 2), (0, None), (2, None)]:
+            for _ in range(batch):
+                assert ring.put(_frame(written), written * 10, 1000 + written)
+                written += 1
+            out = ring.take(limit)
+            for row, slot, edge in zip(out.frames, out.seq, out.edge_ns, strict=True):
+                k = int(slot) // 10
+                assert bytes(row) == _frame(k)
+                assert int(edge) == 1000 + k
+                taken.append(k)
+            out.frames[:] = 0  # a copy: the ring keeps its bytes
+        rest = ring.take()
+        taken += [int(s) // 10 for s in rest.seq]
+        assert taken == list(range(written))
+        assert ring.overflowed == 0
+    finally:
+        ring.close()
+
+
+def test_a_take_of_nothing_is_empty() -> None:
+    ring = FrameRing(4, FRAME)
+    try:
+        out = ring.take()
+        assert out.frames.shape == (0, FRAME) and len(out.seq) == 0
+        assert np.asarray(out.edge_ns).size == 0
+    finally:
+        ring.close()
