@@ -5,6 +5,7 @@ from __future__ import annotations
 from eegpi.pipeline.stages import (  # noqa: F401
     convert,
     filters,
+    impedance,
     lsl,
     recorder,
     select,

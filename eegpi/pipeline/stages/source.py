@@ -61,6 +61,7 @@ from eegpi.hardware.trigger import (
     trigger_spec,
 )
 from eegpi.pipeline.clock import ClockLine, SampleClock
+from eegpi.impedance.tap import SOURCE_KEY, ImpedanceTap
 from eegpi.pipeline.hardware_markers import HardwareMarkers
 from eegpi.pipeline.labels import check_channel_name, check_unique
 from eegpi.pipeline.markers import check_label
@@ -347,11 +348,14 @@ class Ads1299Source(SourceStage):
             params.gpio_markers,
         )
         """Markers from the trigger input and the chip's GPIO bits, and their counters."""
+        self.impedance = ImpedanceTap()
+        """Windows of the emitted blocks for an impedance check on this running source."""
 
     def open(self, inputs: Mapping[str, StreamMeta], ctx: StageContext) -> Mapping[str, StreamMeta]:
         p = self.params
         self._held_by = ctx.pipeline
         self.markers.attach(ctx.markers, ctx.pipeline)
+        ctx.extras[SOURCE_KEY] = self  # an ``impedance`` stage reads the lead-off status
         self._cfg = ctx.device
         if isinstance(p.trigger, TriggerSpec):
             try:
@@ -502,6 +506,7 @@ class Ads1299Source(SourceStage):
         self._accounted = block.end_seq
         if not self._pending:
             self._account(self._taken_end)  # failed frames after the last good one
+        self.impedance.feed(block)
         return block
 
     def _account(self, upto: int) -> None:
