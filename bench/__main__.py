@@ -7,7 +7,8 @@ python -m bench --write docs/performance.md   # also write the table, with the m
 python -m bench --load 2         # two busy loops run beside the whole run (other work)
 
 What it runs: the whole process tree at 250 SPS x 8 ch with 0 and 10 JSON clients
-(``bench.tree``), beside pieeg-server when it is installed (``bench.peers``); the stages
+(``bench.tree``), beside pieeg-server when it is installed (``bench.peers``), and bare threads
+waking at the tree's cadence (``bench.wakefloor``: the host's floor for it); the stages
 against bare scipy at 16 kSPS blocks (``bench.pipeline``); fan-out against a bare
 ``websockets.broadcast`` (``bench.fanout``); the chip's limits in real time, 16 kSPS x 8 ch
 and 4 kSPS x 32 ch (``bench.realtime``); latency at 16 kSPS with a stalled client
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import network, peers, pipeline, realtime, tree
+from bench import network, peers, pipeline, realtime, tree, wakefloor
 from bench.report import BusyLoops, Row, at_least, at_most, machine, render
 
 FANOUT_CLIENTS = (10, 100)
@@ -210,6 +211,25 @@ def tree_rows(results: list[tree.RunResult], with_peer: bool) -> list[Row]:
     return rows
 
 
+def floor_rows(seconds: float) -> list[Row]:
+    """What waking as often as the tree does costs this host by itself (``bench.wakefloor``),
+    measured right after the tree, under the same load."""
+    rows = []
+    for n, rates in ((10, wakefloor.RATES_10_CLIENTS), (0, wakefloor.RATES_0_CLIENTS)):
+        pct = wakefloor.measure(rates, seconds)
+        shown = " + ".join(f"{r:.0f}" for r in rates)
+        print(f"  wake-up floor, {n} clients ({shown} wake-ups/s, no work): {pct:.2f} %")
+        rows.append(
+            Row(
+                f"the host's floor for the tree's cadence with {n} clients: bare Python threads "
+                f"waking {shown} times a second, doing nothing else",
+                "",
+                f"{pct:.1f} % of one core",
+            )
+        )
+    return rows
+
+
 def _fmt(v: float | None, fmt: str = "{:.1f}") -> str:
     return "n/a" if v is None else fmt.format(v)
 
@@ -276,6 +296,7 @@ def _run_all(d: Durations, with_peer: bool) -> tuple[list[Row], list[str]]:
         for line in peers.ratios(results):
             print("  " + line)
     rows += tree_rows(results, len(contenders) > 1)
+    rows += floor_rows(d.window)
 
     print()
     print("== pipeline stages against bare numpy/scipy, 16 kSPS blocks ==")
