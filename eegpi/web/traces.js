@@ -184,6 +184,7 @@ function drawFlag(ctx, text, x, y, fill, dpr) {
   ctx.fillRect(x, y - 6 * dpr, w, 12 * dpr);
   ctx.fillStyle = "#111";
   ctx.fillText(text, x + 3 * dpr, y);
+  return x + w + 4 * dpr; // where the next flag goes
 }
 
 /**
@@ -217,9 +218,10 @@ export function drawTraces(ctx, sig, { width, height, dpr, names, units, scale, 
     ctx.font = `${Math.round(10 * dpr)}px system-ui, sans-serif`;
     ctx.fillStyle = "#7f8fa3";
     ctx.fillText(`±${fmt(half)} ${units}`, 6 * dpr, mid + 7 * dpr);
-    const flag = flags[name];
-    if (flag && flag.railed) drawFlag(ctx, "RAILED", left + 4 * dpr, mid, "#ef5350", dpr);
-    else if (flag && flag.leadOff) drawFlag(ctx, "LEAD OFF", left + 4 * dpr, mid, "#ffb74d", dpr);
+    const flag = flags[name] || {};
+    let fx = left + 4 * dpr;
+    if (flag.leadOff) fx = drawFlag(ctx, "LEAD OFF", fx, mid, "#ffb74d", dpr);
+    if (flag.railed) drawFlag(ctx, "RAILED", fx, mid, "#ef5350", dpr);
     drawTrace(ctx, sig, sig.buffers[ch], left, plotW, mid, (rowH * 0.45) / half, center, ch, dpr);
   }
   const shown = sig.newestTime === null ? [] : drawMarkers(ctx, markers, left, plotW, height, dpr, xOf);

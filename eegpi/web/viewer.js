@@ -456,7 +456,7 @@ function setConn(kind, text) {
 
 function setOverlay(text) {
   const overlay = $("overlay");
-  overlay.hidden = !text;
+  overlay.hidden = !text || status.view === "impedance"; // the tiles say what they wait for
   if (text) overlay.textContent = text;
 }
 
