@@ -1,7 +1,8 @@
 // Live parameters of the pipeline that publishes the viewed topic: `get_params` lists its
-// stages and their live values, `update_stage` changes some of them while it runs (docs/API.md,
-// "Live parameters"). Filters get number fields, the notch a 50 / 60 / off choice, the source a
-// gain and an input choice; any other stage its plain (number, text, true/false) params.
+// stages, their values and which of them may change while it runs (`live`); `update_stage`
+// changes them (docs/API.md, "Live parameters"). Filters get number fields, the notch a
+// 50 / 60 / off choice, the source a gain and an input choice, other params a field of their
+// kind (lists and maps, e.g. band_power's bands, as JSON).
 
 import { clockTime } from "./util.js";
 
@@ -39,18 +40,19 @@ function scalarInput(value) {
   return el;
 }
 
-/** The inputs of one stage: [{key, el, read()}], read() giving the value to send. */
+/** The inputs of one stage's live params: [{key, el, read()}], read() giving what to send. */
 function inputsFor(stage) {
-  const p = stage.params || {};
-  const id = (key) => `ctl-${stage.name}-${key}`;
+  const all = stage.params || {};
+  const live = Array.isArray(stage.live) ? stage.live : Object.keys(all);
+  const p = Object.fromEntries(Object.entries(all).filter(([k]) => live.includes(k)));
   if (stage.type === "notch") {
     const mains = p.enabled === false ? "off" : String(p.freq_hz);
     const choice = select([["50 Hz", "50"], ["60 Hz", "60"], ["off", "off"]], mains);
     if (![...choice.options].some((o) => o.selected)) choice.add(new Option(`${p.freq_hz} Hz`, String(p.freq_hz), true, true));
-    const rest = Object.keys(p).filter((k) => !["freq_hz", "enabled"].includes(k) && isScalar(p[k]));
+    const rest = Object.keys(p).filter((k) => !["freq_hz", "enabled"].includes(k));
     return [{ key: "mains", label: "mains notch", el: choice,
       read: () => (choice.value === "off" ? { enabled: false } : { enabled: true, freq_hz: Number(choice.value) }) },
-    ...rest.map((k) => plain(stage, k, id))];
+    ...rest.map((k) => plain(stage, k))];
   }
   if (stage.type === "ads1299_source") {
     return SOURCE_FIELDS.filter((k) => k in p).map((key) => {
@@ -60,15 +62,20 @@ function inputsFor(stage) {
       return { key, label: key, el, read: () => ({ [key]: key === "gain" ? Number(el.value) : el.value }) };
     });
   }
-  return Object.keys(p).filter((k) => isScalar(p[k])).map((k) => plain(stage, k, id));
+  return Object.keys(p).map((k) => plain(stage, k));
 }
 
-function isScalar(v) {
-  return ["number", "string", "boolean"].includes(typeof v);
-}
-
-function plain(stage, key, id) {
+function plain(stage, key) {
   const original = stage.params[key];
+  if (original !== null && typeof original === "object") {
+    const el = document.createElement("input");
+    el.type = "text";
+    el.className = "ctl-json";
+    el.value = JSON.stringify(original);
+    return { key, label: `${key} (JSON)`, el, read: () => {
+      try { return { [key]: JSON.parse(el.value) }; } catch (e) { return { [key]: undefined }; }
+    } };
+  }
   const el = scalarInput(original);
   return { key, label: key, el, read: () => {
     if (typeof original === "boolean") return { [key]: el.checked };
@@ -80,8 +87,8 @@ function plain(stage, key, id) {
 function changed(current, wanted) {
   const out = {};
   for (const [k, v] of Object.entries(wanted)) {
-    const now = Array.isArray(current[k]) ? current[k][0] : current[k];
-    if (now !== v) out[k] = v;
+    const now = Array.isArray(current[k]) && !Array.isArray(v) ? current[k][0] : current[k];
+    if (JSON.stringify(now) !== JSON.stringify(v)) out[k] = v;
   }
   return out;
 }
@@ -94,6 +101,7 @@ export class Controls {
     this.state = { pipeline: null, stages: [], supported: null, updates: 0, last: null,
       lastError: null, log: [] };
     this.waiting = null; // "params" or "update" while a reply is due
+    this.asked = null; // {stage, keys} of the last update_stage sent
   }
 
   /** Ask for the live params of `pipeline` (null: say there is nothing to control). */
@@ -116,6 +124,7 @@ export class Controls {
       this.waiting = null;
       this.state.supported = true;
       this.state.stages = msg.params.stages || [];
+      this.state.running = msg.params.running !== false;
       this.render();
       return true;
     }
@@ -127,13 +136,15 @@ export class Controls {
       this.state.lastError = null;
       const stage = this.state.stages.find((s) => s.name === up.stage);
       if (stage && up.pipeline === this.state.pipeline) stage.params = up.params;
-      this.note(`${up.stage}: applied ${JSON.stringify(up.params)}`);
+      const asked = this.asked && this.asked.stage === up.stage ? this.asked.keys : Object.keys(up.params);
+      const shown = asked.map((k) => `${k}=${JSON.stringify(up.params[k])}`).join(", ");
+      this.note(`${up.stage}: applied ${shown}`);
       this.render();
       return true;
     }
     if ("error" in msg && this.waiting) {
       const { code, message } = msg.error;
-      const mine = code === "update_refused" || code === "unknown_command" ||
+      const mine = code === "update_refused" || code === "params_refused" || code === "unknown_command" ||
         (code === "bad_request" && /get_params|update_stage/.test(message));
       if (!mine) return false;
       const was = this.waiting;
@@ -144,7 +155,7 @@ export class Controls {
         this.render("This eegpi cannot change parameters while a pipeline runs.");
       } else {
         this.note(`refused: ${message}`, true);
-        if (was === "params") this.render(message);
+        this.render(was === "params" ? message : undefined); // the fields show what runs
       }
       return true;
     }
@@ -167,9 +178,9 @@ export class Controls {
   apply(stage, inputs) {
     let wanted = {};
     for (const input of inputs) wanted = { ...wanted, ...input.read() };
-    const bad = Object.entries(wanted).find(([, v]) => typeof v === "number" && !Number.isFinite(v));
+    const bad = Object.entries(wanted).find(([, v]) => v === undefined || (typeof v === "number" && !Number.isFinite(v)));
     if (bad) {
-      this.note(`${stage.name}: ${bad[0]} must be a number`, true);
+      this.note(`${stage.name}: ${bad[0]} must be ${bad[1] === undefined ? "valid JSON" : "a number"}`, true);
       return;
     }
     const params = changed(stage.params, wanted);
@@ -178,6 +189,7 @@ export class Controls {
       return;
     }
     this.waiting = "update";
+    this.asked = { stage: stage.name, keys: Object.keys(params) };
     this.send({ update_stage: { pipeline: this.state.pipeline, stage: stage.name, params } });
     this.note(`${stage.name}: asking for ${JSON.stringify(params)}`);
   }
@@ -185,7 +197,8 @@ export class Controls {
   render(notice) {
     const list = this.root.querySelector(".ctl-stages");
     const title = this.root.querySelector(".ctl-title");
-    title.textContent = this.state.pipeline ? `Pipeline “${this.state.pipeline}”` : "Live parameters";
+    title.textContent = !this.state.pipeline ? "Live parameters"
+      : `Pipeline “${this.state.pipeline}”${this.state.running === false ? " (not running)" : ""}`;
     list.replaceChildren();
     if (notice) {
       const p = document.createElement("p");

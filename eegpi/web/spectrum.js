@@ -95,7 +95,8 @@ export function peakFrequency(psd, resolution, lo, hi) {
 
 /**
  * Spectra of every channel of a SignalBuffer over its last SPECTRUM_SECONDS: {resolution,
- * fMax, psd: [Float64Array|null], mean, peaks: [Hz|null], peakHz}, or null before a segment.
+ * fMax, psd: [Float64Array|null], mean, peaks: [Hz|null], peakHz, samples (slots covered)},
+ * or null before a segment.
  */
 export function computeSpectrum(sig) {
   const nperseg = segmentLength(sig.rate);
@@ -110,7 +111,9 @@ export function computeSpectrum(sig) {
   const mean = new Float64Array(whole[0].length);
   for (const p of whole) for (let k = 0; k < mean.length; k++) mean[k] += p[k] / whole.length;
   const peaks = psd.map((p) => (p ? peakFrequency(p, resolution, F_MIN, fMax) : null));
-  return { resolution, fMax, psd, mean, peaks, peakHz: peakFrequency(mean, resolution, F_MIN, fMax) };
+  const samples = Math.min(count, sig.filled);
+  return { resolution, fMax, psd, mean, peaks, samples,
+    peakHz: peakFrequency(mean, resolution, F_MIN, fMax) };
 }
 
 function logRange(spec) {

@@ -57,6 +57,8 @@ const status = {
   markers: [],
   flags: {},
   metaChanges: 0,
+  metaAtSeq: null, // the signal topic's seq when its meta last changed
+  updatedAtSeq: null, // the signal topic's seq when a stage_updated reply came
   controls: null,
 };
 window.eegpiViewer = status;
@@ -226,6 +228,7 @@ function selectSignal(topic, sync = true) {
 function onText(text) {
   let msg;
   try { msg = JSON.parse(text); } catch (e) { showMessage("unreadable message from server", true); return; }
+  if ("stage_updated" in msg) status.updatedAtSeq = status.lastSeq;
   if (controls.onMessage(msg)) {
     if ("error" in msg) showMessage(`${msg.error.code}: ${msg.error.message}`, true);
     return;
@@ -285,6 +288,7 @@ function onMeta(topic, meta) {
   if (topic === status.bandsTopic) bandState = isBandTopic(meta) ? new BandState(meta) : null;
   if (topic !== status.topic) return;
   status.meta = meta;
+  status.metaAtSeq = status.lastSeq;
   const sameShape = sig && meta && meta.channels.length === sig.channels && meta.sample_rate === sig.rate;
   if (!sameShape) sig = null;
   railFlags = {};
@@ -407,6 +411,8 @@ function updateSpectrum() {
     peaks: spectrum.peaks,
     resolutionHz: spectrum.resolution,
     channels: (status.meta.channels || []).slice(),
+    fromSeq: status.lastSeq - spectrum.samples, // the oldest sample it covers
+    meanLog10: Array.from(spectrum.mean, (v) => Math.round(Math.log10(Math.max(v, 1e-30)) * 100) / 100),
   };
   $("plot").dataset.peakHz = spectrum.peakHz === null ? "" : spectrum.peakHz.toFixed(2);
 }
