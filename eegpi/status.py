@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from eegpi.impedance.check import ImpedanceRequest
+    from eegpi.impedance.report import ImpedanceReport
     from eegpi.stream import Marker
 
 __all__ = [
@@ -185,6 +187,8 @@ class ControlPlane(Protocol):
     async def reload(self) -> ReloadResult: ...
 
     async def device_report(self) -> DeviceReport: ...
+
+    async def measure_impedance(self, request: ImpedanceRequest) -> ImpedanceReport: ...
 
     async def start_recording(self, pipeline: str, stage: str = "") -> list[RecordingStatus]: ...
 

@@ -228,6 +228,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="when the event happened, Unix seconds (default: when the daemon gets it)",
     )
     add("device", cmd_device, "ADS1299 identity, registers and lead-off status")
+    from eegpi.cli.impedance import add_impedance_arguments, cmd_impedance
+
+    p = add("impedance", cmd_impedance, "each electrode's impedance in kOhm, graded")
+    add_impedance_arguments(p)
     p = add("validate", cmd_validate, "check pipeline files locally (no daemon needed)")
     p.add_argument("files", metavar="FILE", nargs="+")
     p = add("tail", cmd_tail, "print a topic's data messages as they arrive")

@@ -43,6 +43,8 @@ from eegpi.exc import (
     PipelineStateError,
 )
 from eegpi.hardware.config import DeviceConfig
+from eegpi.impedance.check import ImpedanceRequest, measure_idle, measure_source
+from eegpi.impedance.report import ImpedanceReport
 from eegpi.lazy import preload
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import PipelineSpec, load_pipeline_file
@@ -147,6 +149,8 @@ class PipelineManager:
         self._tasks: set[asyncio.Future[Any]] = set()
         """Every transition and probe in flight (kept referenced until done)."""
         self._probe: asyncio.Task[DeviceReport] | None = None
+        self._check: asyncio.Task[ImpedanceReport] | None = None
+        """An impedance check that has the idle device open (starts and probes wait for it)."""
         self._reloading = asyncio.Lock()
         self._closing = False
         """Set by ``stop_all``: no new start is accepted."""
@@ -443,9 +447,9 @@ class PipelineManager:
         return await self._starting(name, entry, self._begin_start(name, entry))
 
     async def _starting(self, name: str, entry: _Entry, runner: PipelineRunner) -> PipelineStatus:
-        probe = self._probe
-        if entry.spec.claims_device and probe is not None and not probe.done():
-            await asyncio.wait([probe])  # the daemon itself has the device open briefly
+        held = [t for t in (self._probe, self._check) if t is not None and not t.done()]
+        if entry.spec.claims_device and held:
+            await asyncio.wait(held)  # the daemon itself has the device open briefly
         try:
             await asyncio.to_thread(self._open_and_start, runner)
         except Exception as exc:
@@ -651,6 +655,8 @@ class PipelineManager:
             report = runner.source.device_report()
             if isinstance(report, DeviceReport):
                 return replace(report, held_by=name)
+        while self._check is not None and not self._check.done():
+            await asyncio.wait([self._check])  # an impedance check has the device open
         probe = self._probe
         if probe is None or probe.done():
             from eegpi import hardware
@@ -661,6 +667,34 @@ class PipelineManager:
             self._probe = probe
             self._track(probe)
         return await asyncio.shield(probe)
+
+    async def measure_impedance(self, request: ImpedanceRequest) -> ImpedanceReport:
+        """Electrode impedance on the stream of the pipeline holding the device, or on the idle
+        device opened for the check: one check at a time, after any start, stop or probe in
+        flight; a start or probe asked for meanwhile waits for the check."""
+        while True:
+            held: list[asyncio.Future[Any]] = [
+                op.task
+                for e in self._entries.values()
+                if e.spec.claims_device and (op := e.pending()) is not None
+            ]
+            held += [t for t in (self._probe, self._check) if t is not None and not t.done()]
+            if not held:
+                break
+            await asyncio.wait(held)
+        for name, entry in self._entries.items():
+            runner = entry.runner
+            if runner is None or not entry.spec.claims_device or runner.source is None:
+                continue
+            return await asyncio.to_thread(
+                measure_source, runner.source, name, request, self._device
+            )
+        check = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(measure_idle, self._device, request)
+        )
+        self._check = check
+        self._track(check)
+        return await asyncio.shield(check)
 
 
 def _offer(queue: asyncio.Queue[PipelineStatus], status: PipelineStatus) -> None:

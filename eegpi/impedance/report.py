@@ -101,10 +101,12 @@ class ImpedanceReport:
     channels: Sequence[ChannelImpedance]
     series_kohm: float = 0.0
     """What was subtracted from each channel's measured resistance."""
+    pipeline: str = ""
+    """The running pipeline it was measured on; empty for a check on the idle device."""
 
     def to_event(self) -> dict[str, Any]:
         """The ``impedance`` topic's event (docs/API.md)."""
-        return {
+        event: dict[str, Any] = {
             "kind": "impedance",
             "seq": self.seq,
             "timestamp": self.timestamp,
@@ -115,3 +117,6 @@ class ImpedanceReport:
             "thresholds_kohm": self.thresholds.to_json(),
             "channels": [c.to_json() for c in self.channels],
         }
+        if self.pipeline:
+            event["pipeline"] = self.pipeline
+        return event

@@ -23,6 +23,7 @@ from eegpi.exc import (
     StageError,
 )
 from eegpi.rpc import convert
+from eegpi.rpc import impedance as impedance_rpc
 from eegpi.status import ControlPlane
 from eegpi.v1 import control_pb2 as pb
 from eegpi.v1 import control_pb2_grpc, device_pb2_grpc
@@ -230,3 +231,12 @@ class DeviceServicer(device_pb2_grpc.DeviceServicer):
         async with _reported(context, "GetLeadOff"):
             report = await self._control.device_report()
         return convert.lead_off_to_pb(report)
+
+    async def MeasureImpedance(
+        self, request: dpb.MeasureImpedanceRequest, context: Any
+    ) -> dpb.ImpedanceResult:
+        async with _reported(context, "MeasureImpedance"):
+            wanted = impedance_rpc.request_from_pb(request)
+            impedance_rpc.check_deadline(wanted, context.time_remaining())
+            report = await self._control.measure_impedance(wanted)
+        return impedance_rpc.result_to_pb(report)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from eegpi.exc import ConfigError
@@ -143,9 +143,8 @@ class ImpedanceStage(Stage):
             series_kohm=self._series,
             thresholds=self.params.thresholds,
         )
-        publisher.publish_event(
-            self.params.topic, {**report.to_event(), "pipeline": self._pipeline}
-        )
+        report = replace(report, pipeline=self._pipeline)
+        publisher.publish_event(self.params.topic, report.to_event())
         return {}
 
     def close(self) -> None:
