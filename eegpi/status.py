@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from eegpi.impedance.check import ImpedanceRequest
@@ -30,6 +30,7 @@ __all__ = [
     "RecordingStatus",
     "RegisterValue",
     "ReloadResult",
+    "StageParams",
     "TopicStatus",
 ]
 
@@ -93,6 +94,19 @@ class RecordingFile:
 
 
 @dataclass(frozen=True)
+class StageParams:
+    """A stage and the params it runs with now (``UpdateStage`` changes the live ones)."""
+
+    pipeline: str
+    name: str
+    type_name: str
+    params: dict[str, Any] = field(default_factory=dict, hash=False)
+    """Every param as JSON-ready data."""
+    live: tuple[str, ...] = ()
+    """The params that may change while the pipeline runs."""
+
+
+@dataclass(frozen=True)
 class PipelineStatus:
     name: str
     state: PipelineState
@@ -109,6 +123,8 @@ class PipelineStatus:
     timestamp_residual_us: float = 0.0
     recordings: tuple[RecordingStatus, ...] = ()
     """One per ``recorder`` stage of the pipeline (of the last run while it is stopped)."""
+    stages: tuple[StageParams, ...] = ()
+    """While it runs: every stage's params as they are now (after any ``UpdateStage``)."""
 
 
 @dataclass(frozen=True)
@@ -199,3 +215,7 @@ class ControlPlane(Protocol):
     def post_marker(
         self, name: str, label: str, origin: str, at: float | None = None
     ) -> tuple[str, Marker]: ...
+
+    async def update_stage(
+        self, pipeline: str, stage: str, changes: dict[str, Any]
+    ) -> StageParams: ...

@@ -19,10 +19,12 @@ __all__ = [
     "Command",
     "CommandError",
     "ErrorCode",
+    "GetParams",
     "ListTopics",
     "Mark",
     "Subscribe",
     "Unsubscribe",
+    "UpdateStage",
     "parse_command",
 ]
 
@@ -49,6 +51,8 @@ ErrorCode = Literal[
     "message_too_large",
     "rate_limited",
     "marker_refused",
+    "params_refused",
+    "update_refused",
 ]
 
 
@@ -95,18 +99,38 @@ class Mark:
     """Unix time of the event; None: when the daemon gets the command."""
 
 
-Command = Subscribe | Unsubscribe | ListTopics | Mark
+@dataclass(frozen=True)
+class GetParams:
+    """The params of a pipeline's stages (live ones while it runs)."""
 
-_COMMANDS = ("subscribe", "unsubscribe", "list_topics", "marker")
+    pipeline: str
+
+
+@dataclass(frozen=True)
+class UpdateStage:
+    """Change live params of a stage of a running pipeline (as the UpdateStage RPC)."""
+
+    pipeline: str
+    stage: str
+    params: dict[str, Any]
+
+
+Command = Subscribe | Unsubscribe | ListTopics | Mark | GetParams | UpdateStage
+
+_COMMANDS = ("subscribe", "unsubscribe", "list_topics", "marker", "get_params", "update_stage")
 _ALLOWED_FIELDS = {
     "subscribe": {"subscribe", "format", "max_latency_ms"},
     "unsubscribe": {"unsubscribe"},
     "list_topics": {"list_topics"},
     "marker": {"marker", "pipeline", "time"},
+    "get_params": {"get_params"},
+    "update_stage": {"update_stage"},
 }
+_NAME_LIMIT = 128
 _EXAMPLE = (
-    '{"subscribe": "eeg_filtered"}, {"unsubscribe": "eeg_filtered"}, {"list_topics": true} '
-    'or {"marker": "stimulus"}'
+    '{"subscribe": "eeg_filtered"}, {"unsubscribe": "eeg_filtered"}, {"list_topics": true}, '
+    '{"marker": "stimulus"}, {"get_params": {"pipeline": "default"}} or '
+    '{"update_stage": {"pipeline": "default", "stage": "filter", "params": {"low_hz": 2.0}}}'
 )
 
 
@@ -150,6 +174,48 @@ def _mark(message: dict[str, Any]) -> Mark:
     return Mark(label, pipeline, None if when is None else float(when))
 
 
+def _name(body: dict[str, Any], key: str, command: str, code: ErrorCode) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value or len(value) > _NAME_LIMIT:
+        raise CommandError(code, f'"{command}" needs "{key}": a name of 1-{_NAME_LIMIT} characters')
+    return value
+
+
+def _body(message: dict[str, Any], command: str, keys: set[str], code: ErrorCode) -> dict[str, Any]:
+    body = message[command]
+    if not isinstance(body, dict):
+        raise CommandError(
+            code, f'"{command}" takes an object, e.g. {{"{command}": {{"pipeline": "default"}}}}'
+        )
+    extra = sorted(set(body) - keys)
+    if extra:
+        raise CommandError(
+            code,
+            f'unknown field(s) {", ".join(extra)} in "{command}" '
+            f"(allowed: {', '.join(sorted(keys))})",
+        )
+    return body
+
+
+def _get_params(message: dict[str, Any]) -> GetParams:
+    body = _body(message, "get_params", {"pipeline"}, "params_refused")
+    return GetParams(_name(body, "pipeline", "get_params", "params_refused"))
+
+
+def _update_stage(message: dict[str, Any]) -> UpdateStage:
+    body = _body(message, "update_stage", {"pipeline", "stage", "params"}, "update_refused")
+    pipeline = _name(body, "pipeline", "update_stage", "update_refused")
+    stage = _name(body, "stage", "update_stage", "update_refused")
+    params = body.get("params")
+    if not isinstance(params, dict) or not params:
+        raise CommandError(
+            "update_refused",
+            '"update_stage" needs "params": an object of the params to change, '
+            'e.g. {"low_hz": 2.0}',
+        )
+    return UpdateStage(pipeline, stage, params)
+
+
 def parse_command(text: str) -> Command:
     """Decode one client text message; raises CommandError when it is not a valid command."""
     try:
@@ -183,6 +249,10 @@ def parse_command(text: str) -> Command:
         return Unsubscribe(_topic(message["unsubscribe"], name))
     if name == "marker":
         return _mark(message)
+    if name == "get_params":
+        return _get_params(message)
+    if name == "update_stage":
+        return _update_stage(message)
     topic = _topic(message["subscribe"], name)
     fmt = message.get("format", "json")
     if fmt not in ("json", "binary"):

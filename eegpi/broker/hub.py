@@ -13,6 +13,10 @@ the pipeline or other clients.
 A topic may be subscribed before it is declared: the client gets an ack with ``"meta": null``
 and ``"pending": true``, then a second ack with the meta when the producer declares it. When
 the producer retracts the topic, subscribers get the pending ack again and stay subscribed.
+When a declared topic's meta changes (a block arrives with another meta: the source's gain
+changed, a stage's params changed), its subscribers get ``{"topic": T, "meta": {...}}`` after
+the data of the old meta and before the first data message of the new one. The meta of a topic
+a pipeline publishes names that pipeline (``"pipeline"``), as do the entries of the topic list.
 """
 
 from __future__ import annotations
@@ -121,6 +125,8 @@ class TopicHub:
         self._topics: dict[str, _Topic] = {}
         self._sessions: dict[ClientSession, dict[str, Subscribe]] = {}
         self._expected: frozenset[str] | None = None
+        self._pipelines: dict[str, str] = {}
+        """Topic -> the pipeline publishing it (set when the pipeline starts)."""
         self.watched: frozenset[str] = frozenset()
         """Topics with at least one subscriber; replaced whole (never mutated), so producers on
         other threads may read it without a lock to skip work nobody would receive."""
@@ -135,12 +141,19 @@ class TopicHub:
         elif entry.meta is not None and (entry.meta is meta or entry.meta == meta):
             return
         self._flush(entry)
+        changed = entry.meta is not None
         entry.meta = meta
         entry.meta_json = _meta_to_json(meta)
+        pipeline = self._pipelines.get(topic)
+        if pipeline is not None:
+            entry.meta_json["pipeline"] = pipeline
         for group in entry.groups.values():
             group.reset(meta)
             for session in group.members:
-                session.notify(self._ack(entry, self._sessions[session][topic]))
+                if changed:
+                    session.notify_in_order(topic, {"topic": topic, "meta": entry.meta_json})
+                else:
+                    session.notify(self._ack(entry, self._sessions[session][topic]))
 
     def retract(self, topic: str) -> None:
         """The producer stopped: pending data is sent, subscribers stay and are told it waits."""
@@ -219,13 +232,27 @@ class TopicHub:
         """
         self._expected = None if topics is None else frozenset(topics)
 
+    def set_pipeline(self, pipeline: str, topics: Iterable[str]) -> None:
+        """``pipeline`` publishes ``topics`` (it is starting): their meta and list entries
+        name it from their next declaration on."""
+        for topic in topics:
+            self._pipelines[topic] = pipeline
+
     def list_topics_message(self) -> dict[str, Any]:
         """The ``{"topics": [...]}`` reply; ``pending`` names known topics not yet declared."""
-        declared = [
-            {"name": name, "meta": entry.meta_json, "subscribers": entry.subscribers}
-            for name, entry in sorted(self._topics.items())
-            if entry.meta is not None
-        ]
+        declared = []
+        for name, entry in sorted(self._topics.items()):
+            if entry.meta is None:
+                continue
+            item: dict[str, Any] = {
+                "name": name,
+                "meta": entry.meta_json,
+                "subscribers": entry.subscribers,
+            }
+            pipeline = self._pipelines.get(name)
+            if pipeline is not None:
+                item["pipeline"] = pipeline
+            declared.append(item)
         running = {topic["name"] for topic in declared}
         waiting = set(self._expected or ()) | set(self._topics)
         return {"topics": declared, "pending": sorted(waiting - running)}

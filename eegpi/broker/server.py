@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -41,10 +41,12 @@ from websockets.typing import Subprotocol
 from eegpi.broker.access import SUBPROTOCOL, AccessPolicy, Refusal
 from eegpi.broker.commands import (
     CommandError,
+    GetParams,
     ListTopics,
     Mark,
     Subscribe,
     Unsubscribe,
+    UpdateStage,
     parse_command,
 )
 from eegpi.broker.hub import TopicHub
@@ -231,6 +233,11 @@ class WsServer:
         self._idle_task: asyncio.Task[None] | None = None
         self.post_marker: MarkerPoster | None = None
         """Places ``{"marker": ...}`` commands (the daemon sets it; None refuses them)."""
+        self.stage_control: StageControl | None = None
+        """Answers ``get_params`` and ``update_stage`` (the daemon sets it; None refuses them)."""
+        self._updating: dict[ClientSession, int] = {}
+        """``update_stage`` commands in flight per connection."""
+        self._update_tasks: set[asyncio.Task[None]] = set()
 
     def close(self) -> None:
         """Stop accepting and close every client with 1001 (idempotent)."""
@@ -440,8 +447,57 @@ class WsServer:
                 session.notify(self.hub.list_topics_message())
             elif isinstance(command, Mark):
                 session.notify({"marker": self._mark(command)})
+            elif isinstance(command, GetParams):
+                session.notify({"params": self._get_params(command)})
+            elif isinstance(command, UpdateStage):
+                self._begin_update(session, command)
         except CommandError as exc:
             session.notify(exc.to_json())
+
+    def _get_params(self, command: GetParams) -> dict[str, Any]:
+        if self.stage_control is None:
+            raise CommandError("params_refused", "this server has no pipelines")
+        try:
+            return self.stage_control.get_params(command.pipeline)
+        except (EegpiError, ValueError) as exc:
+            raise CommandError("params_refused", str(exc)) from None
+
+    def _begin_update(self, session: ClientSession, command: UpdateStage) -> None:
+        """Run the change off this handler (it waits for the pipeline thread); the reply
+        comes when it applied, or was refused."""
+        control = self.stage_control
+        if control is None:
+            raise CommandError("update_refused", "this server has no pipelines")
+        if self._updating.get(session, 0) >= MAX_UPDATES_IN_FLIGHT:
+            raise CommandError(
+                "update_refused",
+                f"{MAX_UPDATES_IN_FLIGHT} changes already wait for their replies; wait for them",
+            )
+        self._updating[session] = self._updating.get(session, 0) + 1
+        task = asyncio.create_task(self._update(session, control, command))
+        self._update_tasks.add(task)
+        task.add_done_callback(self._update_tasks.discard)
+
+    async def _update(
+        self, session: ClientSession, control: StageControl, command: UpdateStage
+    ) -> None:
+        try:
+            result = await control.update_stage(command.pipeline, command.stage, command.params)
+        except (EegpiError, ValueError, TimeoutError) as exc:
+            session.notify(CommandError("update_refused", str(exc)).to_json())
+        except Exception as exc:
+            log.exception("update_stage from %s failed", session.peer)
+            session.notify(
+                CommandError("update_refused", f"internal error: {type(exc).__name__}").to_json()
+            )
+        else:
+            session.notify({"stage_updated": result})
+        finally:
+            left = self._updating.get(session, 1) - 1
+            if left:
+                self._updating[session] = left
+            else:
+                self._updating.pop(session, None)
 
 
 def _marker_refused(message: str) -> CommandError:
@@ -451,6 +507,22 @@ def _marker_refused(message: str) -> CommandError:
 MarkerPoster = Callable[[str, str, float | None], dict[str, Any]]
 """(pipeline, label, time) -> the placed marker as JSON fields; raises EegpiError or
 ValueError with a message for the client."""
+
+MAX_UPDATES_IN_FLIGHT = 4
+"""``update_stage`` commands one connection may have waiting for their replies."""
+
+
+class StageControl(Protocol):
+    """What ``get_params`` and ``update_stage`` call; errors are EegpiError, ValueError or
+    TimeoutError with a message for the client."""
+
+    def get_params(self, pipeline: str) -> dict[str, Any]:
+        """``{"pipeline": P, "running": bool, "stages": [{"name", "type", "params", "live"}]}``."""
+
+    async def update_stage(
+        self, pipeline: str, stage: str, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``{"pipeline", "stage", "params"}``: every param of the stage after the change."""
 
 
 async def start_ws_server(

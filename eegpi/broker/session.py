@@ -82,6 +82,9 @@ class BrokerStats:
 class _Queued:
     message: DataMessage
     queued_at: float
+    keep: bool = False
+    """A control message that must stay in order with the data (a topic's new meta): never
+    dropped; when the data before it is gone, it moves to the control queue."""
 
 
 class ClientSession:
@@ -163,7 +166,11 @@ class ClientSession:
         while self._data and (
             len(self._data) >= self._queue_limit or self._data[0].queued_at <= stale
         ):
-            self._count_drop(self._data.popleft(), now)
+            oldest = self._data.popleft()
+            if oldest.keep:
+                self._control.append(str(oldest.message.payload))  # all before it is gone
+            else:
+                self._count_drop(oldest, now)
         self._data.append(_Queued(message, now))
         self._wakeup.set()
         self._check_stall(now)
@@ -179,6 +186,18 @@ class ClientSession:
             )
             return
         self._control.append(encode_control(message))
+        self._wakeup.set()
+
+    def notify_in_order(self, topic: str, message: dict[str, Any]) -> None:
+        """Queue a control message of ``topic`` after the data already queued and before any
+        data delivered later (a new meta must not overtake the data it does not describe).
+        It is never dropped with the data."""
+        if self._close_task is not None:
+            return
+        if not self._data:
+            self.notify(message)
+            return
+        self._data.append(_Queued(DataMessage(topic, encode_control(message), 0), 0.0, True))
         self._wakeup.set()
 
     def purge(self, topic: str) -> None:

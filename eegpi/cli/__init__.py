@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from eegpi.cli.discover import DEFAULT_LISTEN_S, cmd_discover
     from eegpi.cli.doctor import cmd_doctor
+    from eegpi.cli.set import add_set_command
     from eegpi.cli.tail import cmd_tail
     from eegpi.cli.validate import cmd_validate
 
@@ -227,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="when the event happened, Unix seconds (default: when the daemon gets it)",
     )
+    add_set_command(sub, [common])
     add("device", cmd_device, "ADS1299 identity, registers and lead-off status")
     from eegpi.cli.impedance import add_impedance_arguments, cmd_impedance
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from eegpi.daemon.config import AppConfig, default_pipelines_dir, load_config, split_hostport
 from eegpi.daemon.manager import PipelineManager
+from eegpi.daemon.stage_control import ManagerStageControl
 from eegpi.daemon.supervisor import AutostartSupervisor, report_status, status_line
 from eegpi.daemon.systemd import Notifier
 from eegpi.daemon.watchdog import run_watchdog
@@ -143,8 +144,10 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
         subscriber_counts=hub.subscriber_counts,
         data_dir=cfg.data_dir,
         on_topics=hub.set_expected_topics,
+        on_start=hub.set_pipeline,
     )
     ws.post_marker = _marker_poster(manager)
+    ws.stage_control = ManagerStageControl(manager)
     loaded = manager.load()
     manager.preload(cfg.autostart)
     log.info("pipelines from %s: %s", pipelines_dir, ", ".join(loaded.loaded) or "none loaded")

@@ -20,6 +20,10 @@ Reloading parses the files in a worker thread, one reload at a time, and never d
 runs: a running pipeline keeps its spec until it is stopped; the new file applies at its next
 start.
 
+Params of a running pipeline's stages change live (``update_stage``): the runner checks and
+applies them between ticks; the entry's spec and the file stay as they were, so the next start
+uses the file again.
+
 While a pipeline that claims the device is starting or stopping, the Device RPCs wait for it to
 finish rather than open the device beside the acquisition process; a start waits for a device
 probe in flight likewise.
@@ -46,6 +50,7 @@ from eegpi.hardware.config import DeviceConfig
 from eegpi.impedance.check import ImpedanceRequest, measure_idle, measure_source
 from eegpi.impedance.report import ImpedanceReport
 from eegpi.lazy import preload
+from eegpi.pipeline.live import params_to_json
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import PipelineSpec, load_pipeline_file
 from eegpi.pipeline.stage import SourceStats, StageContext, TopicPublisher
@@ -61,6 +66,7 @@ from eegpi.status import (
     RecordingFile,
     RecordingStatus,
     ReloadResult,
+    StageParams,
     TopicStatus,
 )
 from eegpi.stream import Marker
@@ -134,6 +140,7 @@ class PipelineManager:
         subscriber_counts: Callable[[], Mapping[str, int]],
         data_dir: str = ".",
         on_topics: Callable[[set[str]], None] = lambda topics: None,
+        on_start: Callable[[str, tuple[str, ...]], None] = lambda name, topics: None,
     ) -> None:
         self.pipelines_dir = pipelines_dir
         self._device = device
@@ -142,6 +149,8 @@ class PipelineManager:
         self._data_dir = data_dir
         self._on_topics = on_topics
         """Told every topic the loaded pipelines can publish (the broker's unknown_topic check)."""
+        self._on_start = on_start
+        """Told which pipeline publishes which topics when it starts (the broker's meta)."""
         self._entries: dict[str, _Entry] = {}
         self._load_errors: list[LoadError] = []
         self._watchers: list[_Watcher] = []
@@ -279,6 +288,11 @@ class PipelineManager:
             clock_ppm=stats.clock_ppm,
             timestamp_residual_us=stats.timestamp_residual_us,
             recordings=e.recorders.statuses() if e.recorders is not None else (),
+            stages=(
+                e.runner.stage_params()
+                if e.runner is not None and e.state is PipelineState.RUNNING
+                else ()
+            ),
         )
 
     def running(self) -> list[str]:
@@ -314,6 +328,42 @@ class PipelineManager:
             raise
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+    def stage_params(self, name: str) -> tuple[bool, tuple[StageParams, ...]]:
+        """Whether ``name`` runs, and its stages' params: the live ones while it runs, else
+        those of its file (what the next start uses)."""
+        entry = self._get(name)
+        runner = entry.runner
+        if runner is not None and entry.state is PipelineState.RUNNING:
+            return True, runner.stage_params()
+        spec = entry.next_spec or entry.spec
+        return False, tuple(
+            StageParams(name, st.name, st.type_name, params_to_json(st.params), st.cls.live_params)
+            for st in spec.stages
+        )
+
+    async def update_stage(self, pipeline: str, stage: str, changes: dict[str, Any]) -> StageParams:
+        """Change live params of a stage of a running pipeline; returns once they apply.
+
+        Raises PipelineNotFound (no such pipeline or stage), ConfigError (an unknown param or a
+        bad value: the loader's message), PipelineStateError (not running, or a param that
+        cannot change live) or TimeoutError.
+        """
+        entry = self._get(pipeline)
+        if stage not in {st.name for st in entry.spec.stages}:
+            known = ", ".join(st.name for st in entry.spec.stages)
+            raise PipelineNotFound(
+                f"pipeline '{pipeline}' has no stage '{stage}' (stages: {known})"
+            )
+        runner = entry.runner
+        if runner is None or entry.state is not PipelineState.RUNNING:
+            raise PipelineStateError(
+                f"pipeline '{pipeline}' is {entry.state.value.lower()}: params change live on a "
+                f"running pipeline (edit {entry.spec.path} for its next start)"
+            )
+        result = await asyncio.to_thread(runner.update_stage, stage, changes)
+        self._notify(pipeline)
+        return result
 
     async def wait_idle(self) -> None:
         """Return once no start, stop or device probe is in flight."""
@@ -435,6 +485,7 @@ class PipelineManager:
         entry.recorders = recorders
         runner = PipelineRunner(spec, ctx)
         runner.on_change = lambda: self._from_thread(name, runner)
+        self._on_start(name, spec.topics)
         entry.state, entry.last_error, entry.runner = PipelineState.STARTING, "", runner
         entry.stats, entry.device, entry.start_time = None, None, None
         self._notify(name)

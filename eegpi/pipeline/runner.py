@@ -11,6 +11,10 @@ acquisition (the ring buffer between them counts what it has to drop).
 The thread never touches asyncio; state changes are reported through ``on_change``, which the
 daemon turns into a thread-safe call onto its event loop.
 
+Parameter changes (``UpdateStage``) reach the thread through a bounded queue
+(:mod:`eegpi.pipeline.live`) that it empties between two ticks, before it reads the next block,
+so no stage sees its params change in the middle of a block; the caller waits for the verdict.
+
 The source's counters are read once more after it stops and before any stage closes (closing
 releases what holds them, e.g. the acquisition process's shared ring), and kept: a stopped or
 failed runner reports the final counts of its run, and ``snapshot`` never reads a source that
@@ -24,21 +28,34 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import Any
 
-from eegpi.exc import ConfigError, EegpiError, HardwareError, PipelineStateError, StageError
+from eegpi.exc import (
+    ConfigError,
+    EegpiError,
+    HardwareError,
+    PipelineNotFound,
+    PipelineStateError,
+    StageError,
+)
 from eegpi.lazy import preload
+from eegpi.pipeline.live import UpdateQueue, checked_params, params_to_json
 from eegpi.pipeline.markers import MARKERS_TOPIC, MarkerReceiver, place_marker
 from eegpi.pipeline.spec import PipelineSpec
 from eegpi.pipeline.stage import SourceStage, SourceStats, Stage, StageContext
+from eegpi.status import StageParams
 from eegpi.stream import Block, Marker, StreamMeta
 from eegpi.threadname import name_this_thread
 
-__all__ = ["PipelineRunner", "RunnerSnapshot"]
+__all__ = ["UPDATE_TIMEOUT_S", "PipelineRunner", "RunnerSnapshot"]
 
 log = logging.getLogger("eegpi.pipeline")
 
 _READ_TIMEOUT_S = 0.1
+UPDATE_TIMEOUT_S = 30.0
+"""How long a param change may take to apply (reprogramming the chip waits for its replies)."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +94,7 @@ class PipelineRunner:
         self._stats = SourceStats()
         """The source's counters as last read; final once ``_closed`` is set."""
         self._lock = threading.Lock()
+        self._updates = UpdateQueue()
 
     # -- lifecycle (called from the daemon, off the event loop: opening hardware blocks) --------
 
@@ -176,6 +194,61 @@ class PipelineRunner:
                 MARKERS_TOPIC, {**marker.to_json(), "pipeline": self.spec.name}
             )
 
+    # -- live params -------------------------------------------------------------------------
+
+    def update_stage(
+        self, name: str, changes: Mapping[str, Any], timeout: float = UPDATE_TIMEOUT_S
+    ) -> StageParams:
+        """Change live params of stage ``name`` between two ticks; returns once they apply.
+
+        Raises:
+            PipelineNotFound: no stage of that name.
+            ConfigError: an unknown param or a bad value (the loader's message), or one that
+                does not fit the stream; nothing changed.
+            PipelineStateError: the pipeline does not run, or a param cannot change live.
+            TimeoutError: the pipeline thread did not get to it within ``timeout``.
+        """
+        if name not in {st.name for st in self.spec.stages}:
+            known = ", ".join(st.name for st in self.spec.stages)
+            raise PipelineNotFound(
+                f"pipeline '{self.spec.name}' has no stage '{name}' (stages: {known})"
+            )
+        stage = next((s for s in list(self._stages) if s.name == name), None)
+        if stage is None or not self.snapshot().running:
+            raise PipelineStateError(f"pipeline '{self.spec.name}' is not running")
+        params = checked_params(stage, changes, self.spec.name)
+        done = self._updates.submit(stage, params)
+        try:
+            done.result(timeout)
+        except FutureTimeout:
+            raise TimeoutError(
+                f"stage '{name}' of pipeline '{self.spec.name}' did not take the change within "
+                f"{timeout:g} s; it may still apply (GetStatus shows the params in force)"
+            ) from None
+        return self._stage_params(stage)
+
+    def stage_params(self) -> tuple[StageParams, ...]:
+        """Every stage's params as they are now (empty once the pipeline is closed)."""
+        return tuple(self._stage_params(stage) for stage in list(self._stages))
+
+    def _stage_params(self, stage: Stage) -> StageParams:
+        cls = type(stage)
+        return StageParams(
+            self.spec.name, stage.name, cls.type_name, params_to_json(stage.params), cls.live_params
+        )
+
+    def _apply_update(self, stage: Stage, params: Any) -> None:
+        """Pipeline thread, between ticks."""
+        try:
+            stage.update_params(params)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"pipeline '{self.spec.name}': stage '{stage.name}' ({type(stage).type_name}): "
+                f"{exc}"
+            ) from None
+        stage.params = params
+        log.info("stage %s: params now %s", stage.name, params_to_json(params))
+
     # -- state -------------------------------------------------------------------------------
 
     @property
@@ -208,8 +281,11 @@ class PipelineRunner:
         ]
         src_name = self.spec.source.name
         publisher = self._ctx.publisher
+        updates = self._updates
         try:
             while not self._stop.is_set():
+                if updates:
+                    updates.apply(self._apply_update)
                 block = source.read(_READ_TIMEOUT_S)
                 if block is None:
                     continue
@@ -265,6 +341,7 @@ class PipelineRunner:
                 return
             self._stats = self._read_stats()
             self._closed = True  # from here on, snapshot() reports self._stats only
+        self._updates.close(f"pipeline '{self.spec.name}' stopped before the change applied")
         try:
             if self._source is not None:
                 try:

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from eegpi.exc import ConfigError
 from eegpi.stream import Block, Marker, StreamMeta
 
 if TYPE_CHECKING:
@@ -131,6 +132,18 @@ class Stage(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; called once, also after a failure."""
+
+    live_params: ClassVar[tuple[str, ...]] = ()
+    """Params that may change while the pipeline runs (``UpdateStage``); the others need a
+    restart, which reads the pipeline file again."""
+
+    def update_params(self, params: Any) -> None:
+        """Run with ``params`` from the next block on (called by the pipeline thread between
+        two ticks, so never mid-block). ``params`` is a validated ``Params`` that differs from
+        ``self.params`` in ``live_params`` only; the runner stores it in ``self.params`` after
+        this returns. Check it against the stream first: raise ConfigError, changing nothing,
+        when it does not fit (a cut-off above Nyquist, say)."""
+        raise ConfigError(f"stage {self.name!r} ({self.type_name}) has no live params")
 
     @classmethod
     def param_fields(cls) -> tuple[dataclasses.Field[Any], ...]:

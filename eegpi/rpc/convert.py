@@ -9,7 +9,10 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
+from typing import Any
 
+from google.protobuf import json_format
+from google.protobuf.struct_pb2 import Struct
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from eegpi.rpc.throttle import LogThrottle
@@ -25,6 +28,7 @@ from eegpi.status import (
     RecordingStatus,
     RegisterValue,
     ReloadResult,
+    StageParams,
     TopicStatus,
 )
 from eegpi.stream import Marker
@@ -50,8 +54,11 @@ __all__ = [
     "registers_from_pb",
     "registers_to_pb",
     "reload_result_to_pb",
+    "stage_params_from_pb",
+    "stage_params_to_pb",
     "state_from_pb",
     "state_to_pb",
+    "struct_to_params",
 ]
 
 _STATE_TO_PB: dict[PipelineState, pb.PipelineState] = {
@@ -156,6 +163,7 @@ def pipeline_status_to_pb(status: PipelineStatus) -> pb.PipelineStatus:
         clock_ppm=status.clock_ppm,
         timestamp_residual_us=status.timestamp_residual_us,
         recordings=[recording_status_to_pb(r) for r in status.recordings],
+        stages=[stage_params_to_pb(st) for st in status.stages],
     )
 
 
@@ -173,6 +181,46 @@ def pipeline_status_from_pb(msg: pb.PipelineStatus) -> PipelineStatus:
         clock_ppm=msg.clock_ppm,
         timestamp_residual_us=msg.timestamp_residual_us,
         recordings=tuple(recording_status_from_pb(r) for r in msg.recordings),
+        stages=tuple(stage_params_from_pb(st) for st in msg.stages),
+    )
+
+
+def _integral(value: Any) -> Any:
+    """Struct numbers are doubles: whole ones back to int (``order: 4``, ``gain: 12``)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
+
+
+def struct_to_params(msg: Struct) -> dict[str, Any]:
+    """A Struct of params as plain values, whole numbers as int (the YAML loader's types)."""
+    plain: dict[str, Any] = _integral(json_format.MessageToDict(msg))
+    return plain
+
+
+def stage_params_to_pb(stage: StageParams) -> pb.StageParams:
+    params = Struct()
+    params.update(stage.params)
+    return pb.StageParams(
+        pipeline=stage.pipeline,
+        name=stage.name,
+        type=stage.type_name,
+        params=params,
+        live=list(stage.live),
+    )
+
+
+def stage_params_from_pb(msg: pb.StageParams) -> StageParams:
+    return StageParams(
+        pipeline=msg.pipeline,
+        name=msg.name,
+        type_name=msg.type,
+        params=struct_to_params(msg.params),
+        live=tuple(msg.live),
     )
 
 

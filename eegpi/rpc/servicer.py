@@ -199,6 +199,14 @@ class PipelineControlServicer(control_pb2_grpc.PipelineControlServicer):
             )
         return convert.marker_to_pb(pipeline, marker)
 
+    async def UpdateStage(self, request: pb.UpdateStageRequest, context: Any) -> pb.StageParams:
+        name = await _checked_name(request.pipeline, context, required=True)
+        stage = await _checked_name(request.stage, context, required=True)
+        async with _reported(context, "UpdateStage"):
+            changes = convert.struct_to_params(request.params)
+            result = await self._control.update_stage(name, stage, changes)
+        return convert.stage_params_to_pb(result)
+
     async def ListRecordings(
         self, request: pb.ListRecordingsRequest, context: Any
     ) -> pb.ListRecordingsResponse:

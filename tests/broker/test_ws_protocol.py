@@ -207,8 +207,9 @@ async def test_changed_meta_is_announced(broker: Broker) -> None:
         await ws.send('{"subscribe": "eeg"}')
         await recv_json(ws)
         broker.hub.publish("eeg", make_block(0, 1, META.with_changes(sample_rate=500.0)))
-        ack = await recv_until(ws, lambda m: "subscribed" in m)
-    assert ack["meta"]["sample_rate"] == 500.0
+        notice = await recv_until(ws, lambda m: "meta" in m)
+    assert notice["topic"] == "eeg" and notice["meta"]["sample_rate"] == 500.0
+    assert "subscribed" not in notice  # a change is announced, not a new subscription
 
 
 async def test_unsubscribe_stops_data(broker: Broker) -> None:

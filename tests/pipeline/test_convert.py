@@ -58,7 +58,8 @@ def test_to_voltage_uses_each_channels_own_gain_and_vref() -> None:
     expected = np.array([2.5e6 / (g * 2**23) for g in gains])
     np.testing.assert_allclose(stage.scale, expected, rtol=1e-12)
     assert uv_per_count(24, 4.5) == pytest.approx(0.02235174, rel=1e-6)
-    block = Block(np.full((3, 8), 100, dtype=np.int32), 0, T0, counts_meta())
+    meta = counts_meta(gain=gains, vref_v=2.5)
+    block = Block(np.full((3, 8), 100, dtype=np.int32), 0, T0, meta)
     np.testing.assert_allclose(
         stage.process({"in": block})["out"].data, np.tile(100 * expected, (3, 1))
     )

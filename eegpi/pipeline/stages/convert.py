@@ -3,7 +3,10 @@
 ``to_voltage`` turns ADS1299 codes into microvolts with the gain the source actually
 programmed, read from the input's metadata (``extra["gain"]``, one per channel, and
 ``extra["vref_v"]``), never from a guess: one LSB is ``VREF / (gain * 2**23)`` (datasheet; the
-full scale of +/-VREF/gain spans 2**24 codes).
+full scale of +/-VREF/gain spans 2**24 codes). The metadata of each block is the one it was
+converted with: when the source's gain changes while it runs, blocks from then on carry the new
+gain, and ``to_voltage`` scales each block by its own, so microvolts stay right across the
+change (and its output meta changes with the first such block).
 
 ``rereference`` subtracts a reference signal from every channel: the common average of all
 channels, or the mean of the named channels (one channel = a linked or single-electrode
@@ -77,6 +80,7 @@ class ToVoltage(Stage):
         super().__init__(name, params)
         self._scale: FloatArray = np.ones(0)
         self._meta: StreamMeta | None = None
+        self._in_meta: StreamMeta | None = None
 
     @property
     def scale(self) -> FloatArray:
@@ -90,11 +94,17 @@ class ToVoltage(Stage):
                 f"input is in {meta.units!r}, to_voltage converts ADC 'counts' "
                 "(connect it directly to the source)"
             )
-        vref = _vref(meta)
-        self._scale = np.array([uv_per_count(g, vref) for g in _gains(meta)], dtype=np.float64)
-        self._scale.flags.writeable = False
-        self._meta = meta.with_changes(units="uV")
+        self._follow(meta)
+        assert self._meta is not None
         return {"out": self._meta}
+
+    def _follow(self, meta: StreamMeta) -> None:
+        """Scale and output meta for input described by ``meta``."""
+        vref = _vref(meta)
+        scale = np.array([uv_per_count(g, vref) for g in _gains(meta)], dtype=np.float64)
+        scale.flags.writeable = False
+        self._scale, self._in_meta = scale, meta
+        self._meta = meta.with_changes(units="uV")
 
     def process(self, inputs: Mapping[str, Block]) -> Mapping[str, Block]:
         block = inputs.get("in")
@@ -105,6 +115,11 @@ class ToVoltage(Stage):
                 f"{self.name}: block has {block.data.shape[1]} channels, the stream was "
                 f"opened with {self._scale.shape[0]}"
             )
+        if block.meta is not self._in_meta:  # the source changed its gain: follow it
+            try:
+                self._follow(block.meta)
+            except ConfigError as exc:
+                raise StageError(f"{self.name}: {exc}") from None
         return {"out": block.derive(block.data * self._scale, self._meta)}
 
 

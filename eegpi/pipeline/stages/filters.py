@@ -9,6 +9,12 @@ steady state scaled by that sample), so a stream that starts at a DC offset show
 transient. Because the state is carried, filtering a stream block by block gives the same
 output as filtering it in one call, whatever the block sizes (zero-sample blocks included).
 
+A filter's params may change while it runs (``live_params``: cut-offs and order, the notch's
+frequency, quality, harmonics and ``enabled``): the new filter is designed at the same rate and
+its state starts from its steady state for the next sample, as at the start of a stream, so the
+output stays continuous (no ``seq`` gap) and shows no transient beyond the new filter's own
+settling to the signal.
+
 A gap in ``seq`` (samples lost upstream) does not reset the state: the filter continues as if
 the missing samples had never existed. The gap itself stays visible in ``seq`` and is counted
 where the samples were lost; resetting would add a start-up transient on top of the loss.
@@ -115,10 +121,12 @@ class FilterStage(Stage):
         self._sos: FloatArray = np.zeros((0, 6))
         self._state: SosState | None = None
         self._n_channels = 0
+        self._sample_rate = 0.0
 
     @abstractmethod
-    def design(self, sample_rate: float) -> FloatArray:
-        """Second-order sections at ``sample_rate``; ConfigError naming the bad field."""
+    def design(self, sample_rate: float, params: Any = None) -> FloatArray:
+        """Second-order sections for ``params`` (default: the stage's) at ``sample_rate``;
+        ConfigError naming the bad field."""
 
     @property
     def sos(self) -> FloatArray:
@@ -127,10 +135,18 @@ class FilterStage(Stage):
 
     def open(self, inputs: Mapping[str, StreamMeta], ctx: StageContext) -> Mapping[str, StreamMeta]:
         meta = single_input(inputs)
-        self._sos = self.design(float(meta.sample_rate))
+        self._sample_rate = float(meta.sample_rate)
+        self._sos = self.design(self._sample_rate)
         self._n_channels = len(meta.channels)
         self._state = SosState(self._sos, self._n_channels)
         return {"out": meta}
+
+    def update_params(self, params: Any) -> None:
+        """Redesign at the stream's rate; the new state starts at the next sample's steady
+        state (as a stream's first sample does), so the output goes on without a gap."""
+        sos = self.design(self._sample_rate, params)  # ConfigError: the old filter stays
+        self._sos = sos
+        self._state = SosState(sos, self._n_channels)
 
     def process(self, inputs: Mapping[str, Block]) -> Mapping[str, Block]:
         block = inputs.get("in")
@@ -164,10 +180,11 @@ class _CutoffFilter(FilterStage):
     """A Butterworth filter with one cut-off; subclasses name the kind."""
 
     Params = CutoffParams
+    live_params = ("cutoff_hz", "order")
     btype: ClassVar[Literal["highpass", "lowpass"]]
 
-    def design(self, sample_rate: float) -> FloatArray:
-        p: CutoffParams = self.params
+    def design(self, sample_rate: float, params: Any = None) -> FloatArray:
+        p: CutoffParams = params or self.params
         _below_nyquist("cutoff_hz", p.cutoff_hz, sample_rate)
         sos: FloatArray = signal.butter(
             p.order, p.cutoff_hz, btype=self.btype, fs=sample_rate, output="sos"
@@ -218,9 +235,10 @@ class Bandpass(FilterStage):
 
     type_name = "bandpass"
     Params = BandpassParams
+    live_params = ("low_hz", "high_hz", "order")
 
-    def design(self, sample_rate: float) -> FloatArray:
-        p: BandpassParams = self.params
+    def design(self, sample_rate: float, params: Any = None) -> FloatArray:
+        p: BandpassParams = params or self.params
         _below_nyquist("high_hz", p.high_hz, sample_rate)
         sos: FloatArray = signal.butter(
             p.order, [p.low_hz, p.high_hz], btype="bandpass", fs=sample_rate, output="sos"
@@ -238,11 +256,15 @@ class NotchParams:
     """Q = freq_hz / bandwidth at -3 dB; higher is narrower."""
     harmonics: int = 1
     """How many multiples to remove: 1 = freq_hz only, 3 = freq_hz, 2x and 3x."""
+    enabled: bool = True
+    """False passes the signal through unchanged (a notch switched off while running)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "freq_hz", check_positive("freq_hz", self.freq_hz))
         object.__setattr__(self, "quality", check_positive("quality", self.quality))
         int_in_range("harmonics", self.harmonics, 1, 16)
+        if not isinstance(self.enabled, bool):
+            raise ValueError(f"enabled: must be true or false, got {self.enabled!r}")
 
 
 @register
@@ -251,10 +273,13 @@ class Notch(FilterStage):
 
     type_name = "notch"
     Params = NotchParams
+    live_params = ("freq_hz", "quality", "harmonics", "enabled")
 
-    def design(self, sample_rate: float) -> FloatArray:
-        p: NotchParams = self.params
+    def design(self, sample_rate: float, params: Any = None) -> FloatArray:
+        p: NotchParams = params or self.params
         _below_nyquist("freq_hz", p.freq_hz, sample_rate)
+        if not p.enabled:
+            return np.array([[1.0, 0.0, 0.0, 1.0, 0.0, 0.0]])  # one section that passes all
         sections = []
         for k in range(1, p.harmonics + 1):
             freq = k * p.freq_hz

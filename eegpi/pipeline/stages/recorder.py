@@ -6,6 +6,11 @@ the 24-bit (BDF) or 16-bit (EDF) digital range. ADC ``counts`` are converted on 
 same scale as ``to_voltage``); a ``uV`` stream (filtered, re-referenced) uses the range of the
 gain it came from. ``physical_max`` overrides the range (values beyond it are clipped).
 
+When the source's gain changes while recording (``UpdateStage``), ``counts`` blocks are
+converted with the gain each was converted with, so the microvolts stay right; a file keeps the
+range it was started with (a lower gain's larger range is clipped to it: stop and start the
+recording for a file with the new range). A ``uV`` input is already right.
+
 The stage only queues blocks for the recorder's writer thread (:mod:`eegpi.recording.recorder`);
 disk errors end the recording, not the pipeline. With ``autostart: false`` it records only
 when asked (StartRecording). Files go under the daemon's ``data_dir`` (see docs/recording.md).
@@ -124,6 +129,10 @@ class RecorderStage(Stage):
         super().__init__(name, params)
         self._recorder: Recorder | None = None
         self._final = RecordingStatus(stage=name)
+        self._in_meta: StreamMeta | None = None
+        self._counts_per_count: np.ndarray[Any, np.dtype[np.float64]] | None = None
+        """Counts at the opening gain per count at the current one (None: the same gain)."""
+        self._open_factor: np.ndarray[Any, np.dtype[np.float64]] | None = None
 
     def open(self, inputs: Mapping[str, StreamMeta], ctx: StageContext) -> Mapping[str, StreamMeta]:
         p = self.params
@@ -132,6 +141,7 @@ class RecorderStage(Stage):
             if len(label) > 16:
                 raise ConfigError(f"channel name {label!r} is longer than the header's 16 chars")
         signals, factor = _signals(meta, p.physical_max)
+        self._in_meta, self._open_factor = meta, factor
         try:
             spr, record_s = record_duration(meta.sample_rate)
         except ValueError as exc:
@@ -161,8 +171,21 @@ class RecorderStage(Stage):
         recorder = self._recorder
         block = inputs.get("in")
         if recorder is not None and block is not None:
+            if block.meta is not self._in_meta:
+                self._follow(block.meta)
+            if self._counts_per_count is not None and block.n_samples:
+                block = block.derive(block.data * self._counts_per_count)
             recorder.feed(block)
         return {}
+
+    def _follow(self, meta: StreamMeta) -> None:
+        """A new gain on a ``counts`` input: rescale its blocks to the file's opening gain."""
+        self._in_meta = meta
+        self._counts_per_count = None
+        if meta.units == "counts" and self._open_factor is not None:
+            factor = _signals(meta, self.params.physical_max)[1]
+            if not np.array_equal(factor, self._open_factor):
+                self._counts_per_count = factor / self._open_factor
 
     def close(self) -> None:
         recorder, self._recorder = self._recorder, None

@@ -21,6 +21,14 @@ DRDY, ring overflow, frames failing the status check: every ``seq`` gap a client
 failed frames at the end). So ``acquired + dropped == newest slot + 1`` at every moment;
 frames still in the ring at a stop belong to no one and are not counted.
 
+``gain`` and ``input`` may change while the stage runs (``live_params``): between two ticks the
+stage stops the chip, hands on the frames already read (converted with the old settings, so with
+the old meta), writes the registers through the driver as at the start, and starts the chip
+again. The conversions lost meanwhile show as a ``seq`` gap and count as dropped
+(:mod:`eegpi.pipeline.numbering`); blocks from the restart on carry the new meta (``gain``,
+``input``), so ``to_voltage`` scales each by the gain it was converted with. Register writes
+the chip does not take leave the old settings in force and refuse the change.
+
 With ``device.acquisition: process`` (the default) the chip is opened, configured and read by
 the acquisition process (:mod:`eegpi.hardware.process`) and this stage only reads its
 shared-memory ring; with ``thread`` it drives the driver and an acquisition thread itself.
@@ -47,7 +55,7 @@ from eegpi.ads1299.settings import (
     TestSignal,
     chain_settings,
 )
-from eegpi.exc import ConfigError, HardwareError
+from eegpi.exc import ConfigError, HardwareError, PipelineStateError
 from eegpi.hardware import open_device
 from eegpi.hardware.acquisition import Acquisition, FrameSource
 from eegpi.hardware.config import DeviceConfig
@@ -60,11 +68,12 @@ from eegpi.hardware.trigger import (
     request_trigger,
     trigger_spec,
 )
-from eegpi.pipeline.clock import ClockLine, SampleClock
 from eegpi.impedance.tap import SOURCE_KEY, ImpedanceTap
+from eegpi.pipeline.clock import ClockLine, SampleClock
 from eegpi.pipeline.hardware_markers import HardwareMarkers
 from eegpi.pipeline.labels import check_channel_name, check_unique
 from eegpi.pipeline.markers import check_label
+from eegpi.pipeline.numbering import NumberedFrames
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import SourceStage, SourceStats, StageContext
 from eegpi.safe_yaml import short_repr
@@ -88,6 +97,20 @@ _RT_PRIORITY = 50
 _EMULATOR_NICE = -15
 """Nice value the acquisition thread asks for with the real-time emulator (see ``start``)."""
 _GAINS = (1, 2, 4, 6, 8, 12, 24)
+
+
+def _run_options(snap: DeviceSnapshot) -> tuple[int | None, int | None, bool]:
+    """Priority, nice value and losslessness of the acquisition thread for this device.
+
+    SCHED_FIFO where the thread sleeps until the DRDY interrupt (a board). The real-time
+    emulator busy-waits for its DRDY, and the kernel throttles a busy SCHED_FIFO thread (50 ms
+    in every second: 5 % of the conversions), so it gets a low nice value instead. In virtual
+    time DRDY waits for the reader: nothing can be lost.
+    """
+    board = snap.backend == "pi"
+    priority = _RT_PRIORITY if board else None
+    nice = _EMULATOR_NICE if snap.realtime and not board else None
+    return priority, nice, not snap.realtime
 
 
 def _channel_names(value: Any, chips: int) -> tuple[str, ...]:
@@ -311,6 +334,7 @@ class Ads1299Source(SourceStage):
     type_name = "ads1299_source"
     claims_device = True
     Params = Ads1299SourceParams
+    live_params = ("gain", "input")
     output_ports = ("out",)
 
     def __init__(self, name: str, params: Ads1299SourceParams) -> None:
@@ -367,23 +391,34 @@ class Ads1299Source(SourceStage):
         else:
             snap, settings = self._open_thread(ctx.device)
         self._snapshot = snap
+        self._meta = self._stream_meta(snap, settings)
+        return {"out": self._meta}
+
+    def _stream_meta(self, snap: DeviceSnapshot, settings: Sequence[ChipSettings]) -> StreamMeta:
+        """The output's meta: channel names and, per channel, the gain and input in force."""
+        p = self.params
         n = snap.channels
         channels = [ch for one in settings for ch in one.channels]
         gains = tuple(channels[k % len(channels)].gain for k in range(n))
         kinds = tuple(channels[k % len(channels)].input for k in range(n))
-        self._meta = StreamMeta(
+        return StreamMeta(
             sample_rate=float(p.sample_rate),
             channels=tuple(p.channel_names or (f"ch{k + 1}" for k in range(n))),
             units="counts",
             extra={"gain": gains, "vref_v": VREF_V, "input": kinds, "device": "ADS1299"},
         )
-        return {"out": self._meta}
 
-    def _settings(self, channels_per_chip: int, cfg: DeviceConfig) -> tuple[ChipSettings, ...]:
+    def _settings(
+        self,
+        channels_per_chip: int,
+        cfg: DeviceConfig,
+        params: Ads1299SourceParams | None = None,
+    ) -> tuple[ChipSettings, ...]:
         """One settings for a daisy chain (its chips share CS and DIN, so channel k of every
         chip must be set alike), one per chip on a board with a chip-select per chip."""
-        names = self.params.channel_names
-        total = self.params.chips * channels_per_chip
+        params = params or self.params
+        names = params.channel_names
+        total = params.chips * channels_per_chip
         if names is not None and len(names) != total:
             raise ConfigError(
                 f"stage {self.name!r}: channel_names: {len(names)} names for the {total} "
@@ -392,8 +427,8 @@ class Ads1299Source(SourceStage):
             )
         try:
             if cfg.two_chip_selects:
-                return self.params.per_chip(channels_per_chip)
-            return (self.params.chain(channels_per_chip),)
+                return params.per_chip(channels_per_chip)
+            return (params.chain(channels_per_chip),)
         except ValueError as exc:
             hint = ""
             if "set alike" in str(exc):
@@ -433,15 +468,8 @@ class Ads1299Source(SourceStage):
         snap = self._snapshot
         if snap is None:
             raise HardwareError(f"stage {self.name!r}: the device is not open")
-        realtime = snap.realtime
         rate = self.params.sample_rate
-        # SCHED_FIFO where the thread sleeps until the DRDY interrupt (a board). The real-time
-        # emulator busy-waits for its DRDY, and the kernel throttles a busy SCHED_FIFO thread
-        # (50 ms in every second: 5 % of the conversions), so it gets a low nice value instead.
-        board = snap.backend == "pi"
-        priority = _RT_PRIORITY if board else None
-        nice = _EMULATOR_NICE if realtime and not board else None
-        lossless = not realtime  # virtual time: DRDY waits for the reader, as fast as read
+        priority, nice, lossless = _run_options(snap)
         self._pending.clear()
         self._corrupt = self._bad_run = 0
         self._acquired = self._dropped = self._accounted = self._taken_end = 0
@@ -458,7 +486,7 @@ class Ads1299Source(SourceStage):
             )
             self._clock.reset(reply.wall_offset_ns)
             self.markers.set_offset(reply.wall_offset_ns)
-            self._acq = self._process
+            self._acq = NumberedFrames(self._process, rate)
             return
         device = self._device
         if device is None:
@@ -470,10 +498,57 @@ class Ads1299Source(SourceStage):
         if spec is not None:
             request = request_trigger(self._cfg, spec, self._board)
             self._trigger = TriggerReader(request, self.markers.on_trigger, f"GPIO{spec.pin}")
-        self._acq = acq
+        self._acq = NumberedFrames(acq, rate)
         acq.start()
         if self._trigger is not None:
             self._trigger.start()
+
+    def update_params(self, params: Ads1299SourceParams) -> None:
+        """Reprogram the chip with the new ``gain``/``input`` (see the module doc)."""
+        snap, acq = self._snapshot, self._acq
+        if snap is None or not isinstance(acq, NumberedFrames):
+            raise PipelineStateError(f"stage {self.name!r}: the device is not acquiring")
+        settings = self._settings(snap.channels_per_chip, self._cfg, params)  # before any stop
+        acq.stop()  # conversions end; what the ring holds was converted with the old settings
+        if acq.available:
+            self._split(acq)  # handed on (with the old meta) before any new block
+        try:
+            self._restart(settings, acq)
+        except HardwareError as exc:
+            self._restart(self._settings(snap.channels_per_chip, self._cfg), acq)  # or fail
+            raise PipelineStateError(
+                f"stage {self.name!r}: the chip did not take the new settings ({exc}); the old "
+                "ones are in force again"
+            ) from None
+        self._meta = self._stream_meta(snap, settings)
+
+    def _restart(self, settings: tuple[ChipSettings, ...], before: NumberedFrames) -> None:
+        """Write ``settings`` (the driver's path, as at the start) and start a new run whose
+        slots continue ``before``'s; the sample clock and markers go on as they were."""
+        rate = self.params.sample_rate
+        assert self._snapshot is not None
+        priority, nice, lossless = _run_options(self._snapshot)
+        if self._process is not None:
+            self._snapshot = self._process.configure(settings)
+            spec = self.params.trigger if isinstance(self.params.trigger, TriggerSpec) else None
+            self._process.start(
+                rate,
+                priority=priority,
+                nice=nice,
+                lossless=lossless,
+                trigger=spec,
+                on_trigger=self.markers.on_trigger,
+            )
+            self._acq = NumberedFrames(self._process, rate, after=before)
+            return
+        device = self._device
+        if device is None:
+            raise HardwareError(f"stage {self.name!r}: the device is not open")
+        device.configure(settings)
+        self._snapshot = device.snapshot()
+        acq = Acquisition(device, rate, priority=priority, nice=nice, lossless=lossless)
+        self._acq = NumberedFrames(acq, rate, after=before)
+        acq.start()
 
     def read(self, timeout: float) -> Block | None:
         if self._pending:

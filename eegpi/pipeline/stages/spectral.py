@@ -15,6 +15,10 @@ exactly ``1 / step_s``) and ``end(k) = floor((k+1) * step)``, output row ``k`` c
 ``seq`` ``[end(k) - window, end(k))``, its ``seq`` is ``k`` and its ``timestamp`` is that of the
 window's last sample. Rows whose window would start before the first sample are not produced.
 
+``bands`` may change while the stage runs (``live_params``): the next row uses the new bands,
+over the same window of history, so the output goes on without a gap; its meta (channels,
+``bands``) changes with the first row that has them.
+
 A gap in the input ``seq`` discards the history, because a spectrum across missing samples is
 wrong: rows resume once a full window of contiguous samples has arrived after the gap, so the
 gap shows in the output ``seq`` too.
@@ -115,6 +119,7 @@ class BandPower(Stage):
 
     type_name = "band_power"
     Params = BandPowerParams
+    live_params = ("bands",)
     preload = ("scipy.signal",)
 
     def __init__(self, name: str, params: Any) -> None:
@@ -131,6 +136,7 @@ class BandPower(Stage):
         self._filled = 0
         self._buffer_end: int | None = None
         self._out_meta: StreamMeta | None = None
+        self._in_meta: StreamMeta | None = None
 
     def open(self, inputs: Mapping[str, StreamMeta], ctx: StageContext) -> Mapping[str, StreamMeta]:
         p: BandPowerParams = self.params
@@ -147,10 +153,30 @@ class BandPower(Stage):
             )
         if self._step < 1:
             raise ConfigError(f"step_s: {p.step_s:g} s is shorter than one sample at {fs:g} Hz")
+        self._in_meta = meta
+        self._masks = self._band_masks(p.bands)
+        self._n_channels = len(meta.channels)
+        self._buffer = np.zeros((2 * self._window, self._n_channels))
+        self._filled = 0
+        self._buffer_end = None
+        self._out_meta = self._meta_for(p.bands)
+        return {"out": self._out_meta}
+
+    def update_params(self, params: Any) -> None:
+        """New bands from the next row on; the history (and so the row numbering) stays."""
+        masks = self._band_masks(params.bands)  # ConfigError: the old bands stay
+        self._masks = masks
+        self._out_meta = self._meta_for(params.bands)
+
+    def _band_masks(self, bands: Mapping[str, tuple[float, float]]) -> FloatArray:
+        """(n_freqs, n_bands) weights that turn a PSD into band values; ConfigError names a
+        band the input cannot resolve."""
+        p: BandPowerParams = self.params
+        fs = self._in_rate
         freqs = np.fft.rfftfreq(self._segment, d=1.0 / fs)
         bin_hz = fs / self._segment
         masks = []
-        for band, (low, high) in p.bands.items():
+        for band, (low, high) in bands.items():
             if high > fs / 2:
                 raise ConfigError(
                     f"bands.{band}: {high:g} Hz is above the Nyquist frequency {fs / 2:g} Hz "
@@ -165,24 +191,25 @@ class BandPower(Stage):
             # density: mean PSD over the band's bins; power: PSD x bin width, summed
             weight = 1.0 / mask.sum() if p.quantity == "density" else bin_hz
             masks.append(mask * weight)
-        self._masks = np.array(masks, dtype=np.float64).T  # (n_freqs, n_bands)
-        self._n_channels = len(meta.channels)
-        self._buffer = np.zeros((2 * self._window, self._n_channels))
-        self._filled = 0
-        self._buffer_end = None
+        return np.array(masks, dtype=np.float64).T
+
+    def _meta_for(self, bands: Mapping[str, tuple[float, float]]) -> StreamMeta:
+        meta = self._in_meta
+        assert meta is not None, "open first"
+        p: BandPowerParams = self.params
+        fs = self._in_rate
         units = f"{meta.units}^2" if p.quantity == "power" else f"{meta.units}^2/Hz"
-        channels = tuple(f"{ch}:{band}" for ch in meta.channels for band in p.bands)
+        channels = tuple(f"{ch}:{band}" for ch in meta.channels for band in bands)
         extra = {
-            "bands": {band: list(edges) for band, edges in p.bands.items()},
+            "bands": {band: list(edges) for band, edges in bands.items()},
             "source_channels": tuple(meta.channels),
             "window_s": self._window / fs,
             "step_s": float(self._step) / fs,
-            "resolution_hz": bin_hz,
+            "resolution_hz": fs / self._segment,
         }
-        self._out_meta = StreamMeta(
+        return StreamMeta(
             sample_rate=fs / float(self._step), channels=channels, units=units, extra=extra
         )
-        return {"out": self._out_meta}
 
     def _row_end(self, k: int) -> int:
         """Exclusive end ``seq`` of the window of row ``k``: floor((k + 1) * step)."""
