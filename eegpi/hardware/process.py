@@ -63,6 +63,7 @@ from eegpi.hardware.ring import FrameRing, RawFrames, RingCounts, RingHandle, Ri
 from eegpi.hardware.shm import remove_stale
 from eegpi.hardware.spawn import LightProcess
 from eegpi.hardware.trigger import (
+    HeldTrigger,
     TriggerBatch,
     TriggerReader,
     TriggerSpec,
@@ -724,6 +725,11 @@ class _Child:
         self.acq: Reader | None = None
         self.ring: FrameRing | None = None
         self.trigger: TriggerReader | None = None
+        self._trigger_spec: TriggerSpec | None = None
+        self._held: HeldTrigger | None = None
+        """The trigger line kept requested between two runs: the next run with the same
+        trigger reads the edges that fell meanwhile (a restart for new chip settings leaves
+        a gap of a few conversions that a trigger edge may fall in)."""
         self._run = 0
 
     def serve(self) -> None:
@@ -740,6 +746,7 @@ class _Child:
             kind, *args = message
             if kind == "close":
                 self.stop_acquisition()
+                self._release_held()
                 self.send(("ok", None))
                 return
             try:
@@ -785,6 +792,8 @@ class _Child:
         try:
             if order.trigger is not None:
                 trigger = self._trigger_reader(order.trigger, order.run)
+            else:
+                self._release_held()
             acq = make_acquisition(
                 order.reader,
                 self.device,
@@ -808,6 +817,7 @@ class _Child:
             ring.close()
             raise
         self.acq, self.ring, self.trigger = acq, ring, trigger
+        self._trigger_spec = order.trigger
         if trigger is not None:
             trigger.start()
         clock = self.device.link.clock
@@ -827,8 +837,18 @@ class _Child:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
                     edges.send(("edges", run, batch))
 
+        held, self._held = self._held, None
+        if held is not None and held.spec == spec:
+            return TriggerReader(held.request, emit, f"GPIO{spec.pin}", after=held)
+        if held is not None:
+            held.release()
         request = request_trigger(self.cfg, spec, self.board)
         return TriggerReader(request, emit, f"GPIO{spec.pin}")
+
+    def _release_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            held.release()
 
     def stop_acquisition(self) -> None:
         acq, ring, trigger = self.acq, self.ring, self.trigger
@@ -838,7 +858,11 @@ class _Child:
         if ring is not None:
             ring.close()
         if trigger is not None:
-            trigger.stop()  # its last batch is on the pipe before the end of the run
+            # Its last batch is on the pipe before the end of the run; the line stays
+            # requested for the next run (``_held``) until that run or ``close``.
+            self._release_held()
+            assert self._trigger_spec is not None
+            self._held = trigger.pause(self._trigger_spec)
             if self.edges is not None:
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
                     self.edges.send(("end", self._run, None))

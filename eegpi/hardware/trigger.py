@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EDGES",
     "TRIGGER_EVENT_BUFFER",
+    "HeldTrigger",
     "TriggerBatch",
     "TriggerEdge",
     "TriggerReader",
@@ -205,11 +206,30 @@ def request_trigger(
     return request
 
 
+@dataclass(frozen=True)
+class HeldTrigger:
+    """A trigger line still requested after its reader paused (:meth:`TriggerReader.pause`)."""
+
+    spec: TriggerSpec
+    request: EdgeRequestLike
+    last_seqno: int
+    """The newest ``line_seqno`` the paused reader saw."""
+
+    def release(self) -> None:
+        with contextlib.suppress(Exception):
+            self.request.release()
+
+
 class TriggerReader:
     """A thread turning the trigger request's edge events into :class:`TriggerBatch` es."""
 
     def __init__(
-        self, request: EdgeRequestLike, emit: Callable[[TriggerBatch], None], name: str
+        self,
+        request: EdgeRequestLike,
+        emit: Callable[[TriggerBatch], None],
+        name: str,
+        *,
+        after: HeldTrigger | None = None,
     ) -> None:
         """
         Args:
@@ -217,13 +237,16 @@ class TriggerReader:
             emit: takes each batch, from the reader's thread; it may block, and the kernel's
                 buffer then fills (what it drops is counted in the next batch).
             name: for log messages, e.g. ``GPIO5``.
+            after: the line a paused reader held (:meth:`pause`): ``request`` is its request,
+                and the edges the kernel queued meanwhile are read first, with their
+                ``line_seqno`` continuing (so the kernel's drops stay counted).
         """
         self._request = request
         self._emit = emit
         self.name = name
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
-        self._last_seqno = 0
+        self._last_seqno = after.last_seqno if after is not None else 0
         self._thread: threading.Thread | None = None
         self.edges = 0
         """Edges handed to ``emit`` so far."""
@@ -236,6 +259,19 @@ class TriggerReader:
 
     def stop(self) -> None:
         """End the thread (after the batch it is handing over) and release the line."""
+        self._end_thread()
+        with contextlib.suppress(Exception):
+            self._request.release()
+
+    def pause(self, spec: TriggerSpec) -> HeldTrigger:
+        """End the thread but keep the line requested: the kernel queues its edges (up to its
+        buffer; beyond it drops them, counted by the next reader from ``line_seqno``) until a
+        reader made ``after`` the returned hold reads them. For a restart of conversions (a
+        gain change), whose gap a trigger edge may fall in."""
+        self._end_thread()
+        return HeldTrigger(spec, self._request, self._last_seqno)
+
+    def _end_thread(self) -> None:
         self._stop.set()
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
@@ -245,8 +281,6 @@ class TriggerReader:
             if thread.is_alive():
                 log.error("the trigger reader of %s did not stop", self.name)
         self._thread = None
-        with contextlib.suppress(Exception):
-            self._request.release()
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)

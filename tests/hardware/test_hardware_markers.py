@@ -397,3 +397,83 @@ def test_gpio_markers_mark_each_change_once_and_not_the_first_frame() -> None:
         (108, "gpio:0000", "chip_gpio"),
     ]
     assert hw.gpio_markers == 3
+
+
+def test_a_paused_reader_keeps_the_line_and_the_next_reads_what_fell_meanwhile(
+    thread_board: list[Any],
+) -> None:
+    """Between two runs (new chip settings) the trigger line stays requested: the kernel queues
+    the edges that fall while no reader reads, and the next reader hands them on with their own
+    stamps, its ``line_seqno`` count continuing (nothing counted lost that was not)."""
+    pulses = (20, 50, 80, 110)
+    cfg = mock_config(trigger_at=pulses, trigger_pulse_us=500.0)
+    device, board = open_device_and_board(cfg, 1)
+    thread_board.append(device)
+    device.configure(_settings())
+    spec = TriggerSpec(pin=6, edge="rising")
+    first, second = _Collector(), _Collector()
+    reader = TriggerReader(request_trigger(cfg, spec, board), first, "GPIO6")
+    # A small lossless ring: in virtual time the chip runs at most 8 conversions ahead of
+    # what the test took, so it decides which pulses fall while the line is not read.
+    acq = Acquisition(device, RATE, lossless=True, capacity=8)
+    thread_board.append(acq)
+    acq.start()
+    reader.start()
+    parts = _take_until(acq, 30)
+    first.wait_for(1)
+    held = reader.pause(spec)
+    assert held.spec == spec and held.last_seqno == 1
+    parts += _take_until(acq, pulses[-1] + 2)  # three pulses fall while nobody reads the line
+    resumed = TriggerReader(held.request, second, "GPIO6", after=held)
+    thread_board.append(resumed)
+    resumed.start()
+    second.wait_for(3)
+    seq = np.concatenate([p.seq for p in parts])
+    edge_ns = np.concatenate([p.edge_ns for p in parts])
+    drdy = {int(s): int(t) for s, t in zip(seq, edge_ns, strict=True)}
+    stamps = [e.timestamp_ns for b in first.batches + second.batches for e in b.edges]
+    assert len(stamps) == len(pulses)
+    assert all(abs(t - drdy[k]) <= 1 for t, k in zip(stamps, pulses, strict=True))
+    assert sum(b.lost for b in first.batches + second.batches) == 0
+    assert resumed.edges == 3 and resumed.lost == 0
+
+
+def test_new_chip_settings_keep_the_trigger_line_of_the_acquisition_process() -> None:
+    """A gain change restarts conversions in the acquisition process; its trigger line stays
+    requested across the restart, and the pulses of both runs land with none counted lost."""
+    trigger_at = (40, 90)
+    cfg = mock_config(acquisition="process", stamp_index=True, trigger_at=trigger_at)
+    markers: list[Marker] = []
+    lock = threading.Lock()
+
+    def take(found: Any) -> None:
+        with lock:
+            markers.extend(found)
+
+    src = Ads1299Source(
+        "acquire", Ads1299SourceParams(sample_rate=RATE, trigger={"pin": 5, "label": "stim"})
+    )
+    blocks: list[Block] = []
+    try:
+        src.open({}, dataclasses.replace(context(cfg), markers=take))
+        src.start()
+
+        def read_until(slot: int, want: int) -> None:
+            deadline = slot + 60 * RATE  # samples may run ahead of the edges' pipe
+            while not blocks or blocks[-1].end_seq <= slot or len(markers) < want:
+                assert not blocks or blocks[-1].end_seq <= deadline, f"{len(markers)} markers"
+                block = src.read(10.0)
+                assert block is not None, "no data"
+                blocks.append(block)
+
+        read_until(120, len(trigger_at))
+        src.update_params(dataclasses.replace(src.params, gain=12))
+        restart = blocks[-1].end_seq
+        read_until(restart + 150, 2 * len(trigger_at))
+    finally:
+        src.close()
+    stim = [m for m in markers if m.source == "trigger"]
+    assert len(stim) == 2 * len(trigger_at)
+    assert src.markers.trigger_lost == 0
+    before = sorted(m.seq for m in stim)[: len(trigger_at)]
+    assert before == list(trigger_at)
