@@ -123,6 +123,11 @@ class PipelineStatus:
     timestamp_residual_us: float = 0.0
     recordings: tuple[RecordingStatus, ...] = ()
     """One per ``recorder`` stage of the pipeline (of the last run while it is stopped)."""
+    trigger_markers: int = 0
+    """Hardware markers of the run (see ``SourceStats``): trigger edges placed, trigger edges
+    lost, GPIO level changes placed."""
+    trigger_lost: int = 0
+    gpio_markers: int = 0
     stages: tuple[StageParams, ...] = ()
     """While it runs: every stage's params as they are now (after any ``UpdateStage``)."""
 

@@ -321,6 +321,15 @@ def test_trigger_and_gpio_markers_land_on_their_sample_everywhere(
                 d.grpc_target, "eegpi.v1.PipelineControl/StopPipeline", data='{"name": "marks"}'
             )
             assert stop.code == 0, stop.err
+            status = await grpcurl(
+                d.grpc_target, "eegpi.v1.PipelineControl/GetStatus", data='{"name": "marks"}'
+            )
+            assert status.code == 0, status.err
+            (marks,) = json.loads(status.out)["pipelines"]
+            # the run's hardware-marker counters outlive it (uint64: JSON strings, 0 omitted)
+            counted = {k: int(marks.get(k, 0)) for k in ("trigger_markers", "trigger_lost")}
+            assert counted == {"trigger_markers": 1, "trigger_lost": 0}, marks
+            assert int(marks.get("gpio_markers", 0)) == 1, marks
             return seen, inlet
 
     seen, inlet = asyncio.run(scenario())

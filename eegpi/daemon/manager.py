@@ -287,6 +287,9 @@ class PipelineManager:
             sample_rate_measured_hz=stats.sample_rate_measured_hz,
             clock_ppm=stats.clock_ppm,
             timestamp_residual_us=stats.timestamp_residual_us,
+            trigger_markers=max(0, stats.trigger_markers),
+            trigger_lost=max(0, stats.trigger_lost),
+            gpio_markers=max(0, stats.gpio_markers),
             recordings=e.recorders.statuses() if e.recorders is not None else (),
             stages=(
                 e.runner.stage_params()

@@ -162,6 +162,12 @@ class SourceStats:
     """``sample_rate_measured_hz`` against the programmed rate, in parts per million."""
     timestamp_residual_us: float = 0.0
     """RMS distance of the edge times from the sample clock's fit (their jitter), in us."""
+    trigger_markers: int = 0
+    """Trigger edges placed as markers (this run)."""
+    trigger_lost: int = 0
+    """Trigger edges lost, counted (kernel buffer or queue full, or after the run's end)."""
+    gpio_markers: int = 0
+    """Changes of the chip's GPIO levels placed as markers (this run)."""
 
 
 class SourceStage(Stage):

@@ -162,6 +162,9 @@ def pipeline_status_to_pb(status: PipelineStatus) -> pb.PipelineStatus:
         sample_rate_measured_hz=status.sample_rate_measured_hz,
         clock_ppm=status.clock_ppm,
         timestamp_residual_us=status.timestamp_residual_us,
+        trigger_markers=_u64(status.trigger_markers, "trigger_markers"),
+        trigger_lost=_u64(status.trigger_lost, "trigger_lost"),
+        gpio_markers=_u64(status.gpio_markers, "gpio_markers"),
         recordings=[recording_status_to_pb(r) for r in status.recordings],
         stages=[stage_params_to_pb(st) for st in status.stages],
     )
@@ -180,6 +183,9 @@ def pipeline_status_from_pb(msg: pb.PipelineStatus) -> PipelineStatus:
         sample_rate_measured_hz=msg.sample_rate_measured_hz,
         clock_ppm=msg.clock_ppm,
         timestamp_residual_us=msg.timestamp_residual_us,
+        trigger_markers=msg.trigger_markers,
+        trigger_lost=msg.trigger_lost,
+        gpio_markers=msg.gpio_markers,
         recordings=tuple(recording_status_from_pb(r) for r in msg.recordings),
         stages=tuple(stage_params_from_pb(st) for st in msg.stages),
     )

@@ -26,6 +26,9 @@ def test_status_round_trip(state: PipelineState) -> None:
         sample_rate_measured_hz=250.025,
         clock_ppm=100.0,
         timestamp_residual_us=14.4,
+        trigger_markers=12,
+        trigger_lost=3,
+        gpio_markers=5,
     )
     assert convert.pipeline_status_from_pb(convert.pipeline_status_to_pb(status)) == status
 

@@ -36,6 +36,7 @@ shared-memory ring; with ``thread`` it drives the driver and an acquisition thre
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import deque
@@ -690,11 +691,18 @@ class Ads1299Source(SourceStage):
         """This run's counters and sample clock (see the module doc); they survive stop and
         close."""
         line = self._clock.line
-        if line is None:
-            return SourceStats(samples_acquired=self._acquired, samples_dropped=self._dropped)
-        return SourceStats(
+        m = self.markers
+        counts = SourceStats(
             samples_acquired=self._acquired,
             samples_dropped=self._dropped,
+            trigger_markers=m.trigger_markers,
+            trigger_lost=m.trigger_lost,
+            gpio_markers=m.gpio_markers,
+        )
+        if line is None:
+            return counts
+        return dataclasses.replace(
+            counts,
             sample_rate_measured_hz=line.rate_hz,
             clock_ppm=line.ppm,
             timestamp_residual_us=line.residual_ns / 1e3,
