@@ -71,7 +71,20 @@ export class BandState {
 export function drawBands(ctx, state, { width, height, dpr, mode }) {
   const power = state.power();
   const nb = state.bands.length, nc = state.channels.length;
-  const legendH = 20 * dpr, bottom = 34 * dpr, left = 44 * dpr, right = 8 * dpr;
+  const bottom = 34 * dpr, left = 44 * dpr, right = 8 * dpr;
+  ctx.font = `${Math.round(10 * dpr)}px system-ui, sans-serif`;
+  // The legend wraps onto as many rows as the width needs (a phone fits two or three bands).
+  const legend = [];
+  let lx = left, row = 0;
+  for (let b = 0; b < nb; b++) {
+    const [f0, f1] = state.edges[b];
+    const text = `${state.bands[b]} ${fmt(f0)}-${fmt(f1)} Hz`;
+    const w = ctx.measureText(text).width + 26 * dpr;
+    if (lx > left && lx + w > width - right) { row += 1; lx = left; }
+    legend.push({ text, x: lx, y: (10 + 20 * row) * dpr });
+    lx += w;
+  }
+  const legendH = 20 * (row + 1) * dpr;
   const plotH = height - legendH - bottom, plotW = width - left - right;
   const groupW = plotW / nc, barW = Math.max(1, (groupW * 0.8) / nb);
   let lo = 0, hi = 100;
@@ -82,7 +95,6 @@ export function drawBands(ctx, state, { width, height, dpr, mode }) {
     if (hi <= lo) hi = lo + 1;
   }
   const yOf = (v) => legendH + plotH - ((v - lo) / (hi - lo)) * plotH;
-  ctx.font = `${Math.round(10 * dpr)}px system-ui, sans-serif`;
   ctx.textBaseline = "middle";
   ctx.strokeStyle = "#1f2a36";
   ctx.fillStyle = "#6b7a8b";
@@ -108,14 +120,10 @@ export function drawBands(ctx, state, { width, height, dpr, mode }) {
     ctx.fillText(state.channels[ch], gx, legendH + plotH + 4 * dpr);
     ctx.textBaseline = "middle";
   }
-  let lx = left;
-  for (let b = 0; b < nb; b++) {
-    const [f0, f1] = state.edges[b];
-    const text = `${state.bands[b]} ${fmt(f0)}-${fmt(f1)} Hz`;
+  legend.forEach(({ text, x, y }, b) => {
     ctx.fillStyle = BAND_COLOURS[b % BAND_COLOURS.length];
-    ctx.fillRect(lx, 5 * dpr, 10 * dpr, 10 * dpr);
+    ctx.fillRect(x, y - 5 * dpr, 10 * dpr, 10 * dpr);
     ctx.fillStyle = "#d6dee8";
-    ctx.fillText(text, lx + 14 * dpr, 10 * dpr);
-    lx += ctx.measureText(text).width + 26 * dpr;
-  }
+    ctx.fillText(text, x + 14 * dpr, y);
+  });
 }
