@@ -133,9 +133,10 @@ class RingReader:
         Raises:
             HardwareError: the loop failed (stuck DRDY, SPI error) and nothing is left to take.
         """
-        available = self.available
-        if available < count and timeout > 0 and self.error is None and self.running:
-            available = self.ring.wait(count, timeout)
+        if timeout > 0 and self.error is None and self.running:
+            available = self.ring.wait(count, timeout)  # returns at once when enough wait
+        else:
+            available = self.available
         if available == 0 and self.error is not None:
             raise self.error
         return available

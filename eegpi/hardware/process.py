@@ -547,9 +547,10 @@ class AcquisitionProcess:
         ring = self._ring
         if ring is None:
             return 0
-        available = ring.available
-        if available < count and timeout > 0 and self.error is None and self._acquiring:
-            available = ring.wait(count, timeout, alive=self._child_alive)
+        if timeout > 0 and self.error is None and self._acquiring:
+            available = ring.wait(count, timeout, alive=self._child_alive)  # returns at once
+        else:  # when enough wait
+            available = ring.available
         if available == 0 and self._acquiring and not self.running:
             self._check_ended()
         if available == 0 and self.error is not None:

@@ -370,6 +370,11 @@ class FrameRing:
             return int(self._counters[_WRITTEN] - self._counters[_TAKEN])
 
     @property
+    def waiting(self) -> bool:
+        """A consumer sleeps in :meth:`wait` for frames still to come."""
+        return bool(self._counters[_WANT])
+
+    @property
     def done(self) -> bool:
         """The producer has ended (see :meth:`finish`)."""
         return bool(self._counters[_DONE])
@@ -390,57 +395,81 @@ class FrameRing:
         """Wait until ``count`` frames are waiting, ``timeout`` s pass or the producer ends.
 
         Args:
-            alive: extra liveness check (e.g. the producer's process), polled on each wake-up.
+            alive: extra liveness check (e.g. the producer's process), polled whenever a
+                quarter of a second passes without the producer's signal (a dead producer
+                posts nothing; a live one's signal needs no check).
 
         Returns:
             how many frames wait (may be fewer than ``count``).
         """
         deadline = time.monotonic() + timeout
         counters, lock, wake = self._counters, self.sync.lock, self.sync.wake
+        signalled = True
         while True:
-            with _held(lock):
+            _acquire(lock)
+            try:
                 available = int(counters[_WRITTEN] - counters[_TAKEN])
                 remaining = deadline - time.monotonic()
-                if available >= count or remaining <= 0 or counters[_DONE]:
-                    counters[_WANT] = 0
-                    return available
-                if alive is not None and not alive():
+                if (
+                    available >= count
+                    or remaining <= 0
+                    or counters[_DONE]
+                    or (not signalled and alive is not None and not alive())
+                ):
                     counters[_WANT] = 0
                     return available
                 counters[_WANT] = count
                 wake.clear()
-            wake.wait(min(remaining, 0.25) if alive is not None else remaining)
+            finally:
+                lock.release()
+            signalled = wake.wait(min(remaining, 0.25) if alive is not None else remaining)
 
     def take(self, limit: int | None = None) -> RawFrames:
-        """Copy out (and release) up to ``limit`` of the waiting frames, oldest first."""
-        counters = self._counters
-        with _held(self.sync.lock):
+        """Copy out (and release) up to ``limit`` of the waiting frames, oldest first.
+
+        One hold of the lock: the producer never waits for it (it publishes with the next
+        frame instead), and copying a tick's frames takes microseconds."""
+        counters, lock, capacity = self._counters, self.sync.lock, self.capacity
+        _acquire(lock)
+        try:
             taken = int(counters[_TAKEN])
             available = int(counters[_WRITTEN]) - taken
-        n = available if limit is None else max(0, min(limit, available))
-        start = taken % self.capacity
-        if start + n <= self.capacity:  # no wrap (nearly always): slices copy fastest
-            end = start + n
-            frames, seqs, edges = self._np_frames, self._np_seq, self._np_edge
-            out = RawFrames(
-                frames[start:end].copy(), seqs[start:end].copy(), edges[start:end].copy()
-            )
-        else:
-            idx = (taken + np.arange(n)) % self.capacity
-            out = RawFrames(self._np_frames[idx], self._np_seq[idx], self._np_edge[idx])
-        if n:
-            with _held(self.sync.lock):
+            n = available if limit is None else max(0, min(limit, available))
+            start = taken % capacity
+            if start + n <= capacity:  # no wrap (nearly always): slices copy fastest
+                end = start + n
+                out = RawFrames(
+                    self._np_frames[start:end].copy(),
+                    self._np_seq[start:end].copy(),
+                    self._np_edge[start:end].copy(),
+                )
+            else:
+                idx = (taken + np.arange(n)) % capacity
+                out = RawFrames(self._np_frames[idx], self._np_seq[idx], self._np_edge[idx])
+            blocked = 0
+            if n:
                 counters[_TAKEN] = taken + n
-                blocked = counters[_BLOCKED]
+                blocked = int(counters[_BLOCKED])
                 counters[_BLOCKED] = 0
-            if blocked:
-                self.sync.space.set()
+        finally:
+            lock.release()
+        if blocked:
+            self.sync.space.set()
         return out
 
     def wake_all(self) -> None:
         """Release anyone waiting on either event (used when stopping)."""
         self.sync.wake.set()
         self.sync.space.set()
+
+
+def _acquire(lock: _Lock) -> None:
+    """Take the ring's lock, with :class:`_held`'s timeout (the hot paths' form of it)."""
+    if not lock.acquire(True, _LOCK_TIMEOUT_S):
+        raise HardwareError(
+            f"the acquisition ring's lock was not released within {_LOCK_TIMEOUT_S} s; the "
+            "acquisition process probably died while holding it"
+        )
 
 
 class _held:
@@ -451,11 +480,7 @@ class _held:
         self._lock = lock
 
     def __enter__(self) -> None:
-        if not self._lock.acquire(True, _LOCK_TIMEOUT_S):
-            raise HardwareError(
-                f"the acquisition ring's lock was not released within {_LOCK_TIMEOUT_S} s; the "
-                "acquisition process probably died while holding it"
-            )
+        _acquire(self._lock)
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()

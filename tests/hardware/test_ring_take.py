@@ -3,6 +3,9 @@ the span wraps round the end of the buffer."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -46,5 +49,39 @@ def test_a_take_of_nothing_is_empty() -> None:
         out = ring.take()
         assert out.frames.shape == (0, FRAME) and len(out.seq) == 0
         assert np.asarray(out.edge_ns).size == 0
+    finally:
+        ring.close()
+
+
+def test_a_wait_the_producer_signals_asks_nothing_of_liveness() -> None:
+    """The consumer's tick: frames signalled in time need no liveness check (for the
+    acquisition process that check is a waitpid system call)."""
+    ring = FrameRing(8, FRAME)
+    asked: list[int] = []
+
+    def alive() -> bool:
+        asked.append(1)
+        return True
+
+    def produce() -> None:
+        while not ring.waiting:  # the consumer is asleep on the signal
+            time.sleep(0.001)
+        ring.put(_frame(0), 0, 1000)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        assert ring.wait(1, 60.0, alive=alive) == 1
+    finally:
+        producer.join(60)
+        ring.close()
+    assert asked == []
+
+
+def test_a_silent_dead_producer_ends_the_wait() -> None:
+    ring = FrameRing(8, FRAME)
+    try:
+        assert ring.wait(1, 60.0, alive=lambda: False) == 0
+        assert not ring.waiting
     finally:
         ring.close()
