@@ -477,3 +477,36 @@ def test_new_chip_settings_keep_the_trigger_line_of_the_acquisition_process() ->
     assert src.markers.trigger_lost == 0
     before = sorted(m.seq for m in stim)[: len(trigger_at)]
     assert before == list(trigger_at)
+
+
+def test_the_emulated_kernel_queues_a_runs_edges_that_nobody_read_before_it_ended(
+    thread_board: list[Any],
+) -> None:
+    """As a kernel queues an edge in its interrupt, the emulated trigger line keeps the edges of
+    a run that gave way to the next (new chip settings) before anyone read them: a reader
+    that reads only after the restart gets them, with their stamps and seqnos, then the new
+    run's own."""
+    pulses = (20, 30)
+    cfg = mock_config(trigger_at=pulses, trigger_pulse_us=500.0)
+    device, board = open_device_and_board(cfg, 1)
+    thread_board.append(device)
+    device.configure(_settings())
+    request = request_trigger(cfg, TriggerSpec(pin=6, edge="rising"), board)
+    acq = Acquisition(device, RATE, lossless=True, capacity=8)
+    acq.start()
+    parts = _take_until(acq, 40)  # both pulses have fallen; nobody has read the line
+    acq.stop()
+    seq = np.concatenate([p.seq for p in parts])
+    edge_ns = np.concatenate([p.edge_ns for p in parts])
+    drdy = {int(s): int(t) for s, t in zip(seq, edge_ns, strict=True)}
+    device.configure(_settings())  # new settings: the chip stops and starts a new run
+    second = Acquisition(device, RATE, lossless=True, capacity=8)
+    thread_board.append(second)
+    second.start()
+    _take_until(second, 40)  # the new run's pulses fall too
+    events = request.read_edge_events()
+    request.release()
+    assert [int(e.line_seqno) for e in events] == [1, 2, 3, 4]
+    old = [int(e.timestamp_ns) for e in events[:2]]
+    assert all(abs(t - drdy[k]) <= 1 for t, k in zip(old, pulses, strict=True))
+    assert all(int(e.timestamp_ns) > max(old) for e in events[2:])

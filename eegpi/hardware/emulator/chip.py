@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,6 +151,9 @@ class Ads1299Emulator:
         self._stalled_read = 0
         self._reset_low_ns: int | None = None
         self._electrodes = Electrodes(cfg, chips * self.channels_per_chip, self.channels_per_chip)
+        self.run_listeners: list[Callable[[int], None]] = []
+        """Told (with the time, under the chip's lock) just before a run gives way to the next:
+        what stands in for an interrupt must see the old run's last edges first."""
         self._update_clock()
         self._power_on()
 
@@ -222,6 +226,8 @@ class Ads1299Emulator:
             self._start(self.reset_until_ns)
 
     def _start(self, now: int) -> None:
+        for listener in self.run_listeners:
+            listener(now)
         self._update_clock()
         self._settle = None
         self.run_id += 1
@@ -274,6 +280,18 @@ class Ads1299Emulator:
             n -= 1
         cap = self._cap()
         return n if cap is None else min(n, cap)
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The chip's own (re-entrant) lock: what must see its runs change atomically (the
+        stimulus lines' cursors) holds it."""
+        return self._lock
+
+    def latest_conversion(self, now_ns: int) -> int:
+        """Index of the newest conversion of the current run completed by ``now_ns`` (-1
+        before the first; a stopped run's last one after it)."""
+        with self._lock:
+            return self._latest(now_ns)
 
     def _next_edge(self, latest: int) -> float | None:
         """When the conversion after ``latest`` completes (None: none will)."""
