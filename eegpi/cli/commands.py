@@ -71,6 +71,11 @@ def _print_statuses(statuses: list[PipelineStatus]) -> None:
                 f"{s.name}: {d.chip} x{d.chips} via {d.backend} ({d.path}), "
                 f"{d.channels} channels at {d.sample_rate} SPS"
             )
+        if s.trigger_markers or s.trigger_lost or s.gpio_markers:
+            print(
+                f"{s.name}: hardware markers: {s.trigger_markers} trigger "
+                f"({s.trigger_lost} lost), {s.gpio_markers} GPIO"
+            )
         if s.last_error:
             print(f"{s.name}: last error: {s.last_error}")
         for r in s.recordings:

@@ -41,12 +41,14 @@ def test_start_status_stop(fake: FakeDaemon) -> None:
     assert re.fullmatch(r"1h0[23]m\d\ds", row[2]), row[2]
     assert "eeg_filtered(1)" in r.out
     assert "ADS1299 x1 via mock (emulator), 8 channels at 250 SPS" in r.out
+    assert "default: hardware markers: 12 trigger (1 lost), 4 GPIO" in r.out
 
     r = fake.run("status", "default", "--json")
     assert r.code == 0, r.err
     (status,) = r.json()
     assert status["state"] == "RUNNING"
     assert status["samples_acquired"] == 931250
+    assert (status["trigger_markers"], status["trigger_lost"], status["gpio_markers"]) == (12, 1, 4)
     assert status["topics"] == [
         {"name": "eeg_voltage", "subscribers": 0},
         {"name": "eeg_filtered", "subscribers": 1},

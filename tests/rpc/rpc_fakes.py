@@ -102,6 +102,9 @@ class FakeControlPlane:
                 start_time=time.time() - 3725.0,
                 samples_acquired=931_250,
                 samples_dropped=3,
+                trigger_markers=12,
+                trigger_lost=1,
+                gpio_markers=4,
                 topics=tuple(TopicStatus(t, i) for i, t in enumerate(_TOPICS.get(name, ()))),
                 device=DEVICE,
             )
