@@ -466,43 +466,52 @@ class Ads1299Source(SourceStage):
         return snap, settings
 
     def start(self) -> None:
-        snap = self._snapshot
-        if snap is None:
+        if self._snapshot is None:
             raise HardwareError(f"stage {self.name!r}: the device is not open")
-        rate = self.params.sample_rate
-        priority, nice, lossless = _run_options(snap)
         self._pending.clear()
         self._corrupt = self._bad_run = 0
         self._acquired = self._dropped = self._accounted = self._taken_end = 0
-        spec = self.params.trigger if isinstance(self.params.trigger, TriggerSpec) else None
         self.markers.begin()
+        spec = self._trigger_spec()
+        if self._process is None and self._device is not None and spec is not None:
+            # Thread mode: the daemon reads the trigger, requested before conversions start.
+            request = request_trigger(self._cfg, spec, self._board)
+            self._trigger = TriggerReader(request, self.markers.on_trigger, f"GPIO{spec.pin}")
+        offset = self._run_acquisition(after=None)
+        self._clock.reset(offset)
+        self.markers.set_offset(offset)
+        if self._trigger is not None:
+            self._trigger.start()
+
+    def _trigger_spec(self) -> TriggerSpec | None:
+        trigger = self.params.trigger
+        return trigger if isinstance(trigger, TriggerSpec) else None
+
+    def _run_acquisition(self, after: NumberedFrames | None) -> int:
+        """Start conversions and their reader (in the acquisition process, or a thread here),
+        slots continuing ``after``'s; returns Unix time minus the DRDY clock (ns)."""
+        assert self._snapshot is not None
+        rate = self.params.sample_rate
+        priority, nice, lossless = _run_options(self._snapshot)
         if self._process is not None:
             reply = self._process.start(
                 rate,
                 priority=priority,
                 nice=nice,
                 lossless=lossless,
-                trigger=spec,
+                trigger=self._trigger_spec(),
                 on_trigger=self.markers.on_trigger,
             )
-            self._clock.reset(reply.wall_offset_ns)
-            self.markers.set_offset(reply.wall_offset_ns)
-            self._acq = NumberedFrames(self._process, rate)
-            return
+            self._acq = NumberedFrames(self._process, rate, after=after)
+            return reply.wall_offset_ns
         device = self._device
         if device is None:
             raise HardwareError(f"stage {self.name!r}: the device is not open")
         acq = Acquisition(device, rate, priority=priority, nice=nice, lossless=lossless)
         offset = time.time_ns() - device.link.clock.monotonic_ns()
-        self._clock.reset(offset)
-        self.markers.set_offset(offset)
-        if spec is not None:
-            request = request_trigger(self._cfg, spec, self._board)
-            self._trigger = TriggerReader(request, self.markers.on_trigger, f"GPIO{spec.pin}")
-        self._acq = NumberedFrames(acq, rate)
+        self._acq = NumberedFrames(acq, rate, after=after)
         acq.start()
-        if self._trigger is not None:
-            self._trigger.start()
+        return offset
 
     def update_params(self, params: Ads1299SourceParams) -> None:
         """Reprogram the chip with the new ``gain``/``input`` (see the module doc)."""
@@ -526,30 +535,15 @@ class Ads1299Source(SourceStage):
     def _restart(self, settings: tuple[ChipSettings, ...], before: NumberedFrames) -> None:
         """Write ``settings`` (the driver's path, as at the start) and start a new run whose
         slots continue ``before``'s; the sample clock and markers go on as they were."""
-        rate = self.params.sample_rate
-        assert self._snapshot is not None
-        priority, nice, lossless = _run_options(self._snapshot)
         if self._process is not None:
             self._snapshot = self._process.configure(settings)
-            spec = self.params.trigger if isinstance(self.params.trigger, TriggerSpec) else None
-            self._process.start(
-                rate,
-                priority=priority,
-                nice=nice,
-                lossless=lossless,
-                trigger=spec,
-                on_trigger=self.markers.on_trigger,
-            )
-            self._acq = NumberedFrames(self._process, rate, after=before)
-            return
-        device = self._device
-        if device is None:
-            raise HardwareError(f"stage {self.name!r}: the device is not open")
-        device.configure(settings)
-        self._snapshot = device.snapshot()
-        acq = Acquisition(device, rate, priority=priority, nice=nice, lossless=lossless)
-        self._acq = NumberedFrames(acq, rate, after=before)
-        acq.start()
+        else:
+            device = self._device
+            if device is None:
+                raise HardwareError(f"stage {self.name!r}: the device is not open")
+            device.configure(settings)
+            self._snapshot = device.snapshot()
+        self._run_acquisition(after=before)
 
     def read(self, timeout: float) -> Block | None:
         if self._pending:
