@@ -31,6 +31,12 @@ class Daemon:
     lines: list[str] = field(default_factory=list)
     _queue: queue.Queue[str | None] = field(default_factory=queue.Queue)
 
+    def kill(self) -> None:
+        """End it now (SIGKILL) if it still runs: a fixture's clean-up whatever the test did."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
     @property
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
@@ -133,9 +139,7 @@ def daemon() -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 @pytest.fixture
@@ -145,9 +149,7 @@ def idle_daemon() -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 @pytest.fixture

@@ -50,9 +50,7 @@ def lossy_daemon(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tup
     try:
         yield d, request.param
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 def _status(stub: Any) -> Any:

@@ -97,9 +97,7 @@ def marks_daemon(tmp_path: Path, lsl_machine_scope: str) -> Iterator[tuple[Daemo
     try:
         yield d, tmp_path / "data", stream
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 def _rfc3339(unix: float) -> str:
@@ -280,9 +278,7 @@ def hw_daemon(tmp_path: Path, lsl_machine_scope: str) -> Iterator[tuple[Daemon, 
     try:
         yield d, tmp_path / "data", stream
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 def test_trigger_and_gpio_markers_land_on_their_sample_everywhere(

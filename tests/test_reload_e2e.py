@@ -59,9 +59,7 @@ def served(pipelines_dir: Path) -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 def _acquired(stub: control_pb2_grpc.PipelineControlStub) -> tuple[int, int]:

@@ -139,9 +139,7 @@ def virtual_time_daemon(tmp_path: Path) -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 def test_spectrum_pipeline_shows_alpha_band_power(virtual_time_daemon: Daemon) -> None:

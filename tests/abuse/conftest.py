@@ -228,6 +228,4 @@ def abuse_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
     finally:
         for w in watched:
             w.client.close()
-            if w.daemon.proc.poll() is None:
-                w.daemon.proc.kill()
-                w.daemon.proc.wait()
+            w.daemon.kill()

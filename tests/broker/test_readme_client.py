@@ -33,9 +33,7 @@ def idle_daemon() -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 def test_the_readme_client_survives_every_message_kind(idle_daemon: Daemon) -> None:

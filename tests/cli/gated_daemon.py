@@ -162,6 +162,4 @@ def start_gated_daemon(tmp_path: Path) -> Iterator[GatedDaemon]:
     try:
         yield GatedDaemon(d, opening, closing)
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()

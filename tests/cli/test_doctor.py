@@ -101,9 +101,7 @@ def token_daemon(tmp_path: Path) -> Iterator[tuple[Daemon, Path]]:
     try:
         yield d, token
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 def test_doctor_finds_the_running_daemon_and_asks_it_for_the_chip(

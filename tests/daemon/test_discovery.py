@@ -105,9 +105,7 @@ def announced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daemon
         d.wait_for_line(rf"announced as '{name}' on 127\.0\.0\.1 \(mDNS\)", timeout=WAIT_S)
         yield d, name, token
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 async def test_a_zeroconf_browser_on_loopback_finds_both_services_and_their_txt(
@@ -191,9 +189,7 @@ async def test_a_stopping_daemon_says_goodbye(tmp_path: Path) -> None:
                 b.wait_for(ServiceStateChange.Removed, GRPC_SERVICE, HTTP_SERVICE), WAIT_S
             )
         finally:
-            if d.proc.poll() is None:
-                d.proc.kill()
-                d.proc.wait()
+            d.kill()
 
 
 def test_discovery_off_on_request(tmp_path: Path) -> None:
@@ -204,9 +200,7 @@ def test_discovery_off_on_request(tmp_path: Path) -> None:
         assert d.terminate(timeout=WAIT_S) == 0
         assert not [line for line in d.lines if "announced as" in line]
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 # -- where each service is announced ------------------------------------------------------------

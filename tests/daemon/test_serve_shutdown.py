@@ -47,8 +47,6 @@ def test_sigterm_during_start_leaves_no_acquisition_process(venv_bin: Path) -> N
         _wait_until(lambda: not any(alive(pid) for pid in kids), "children to end")
     finally:
         starter.wait(WAIT_S)
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
     log = "\n".join(d.lines)
     assert "Traceback" not in log and "leaked" not in log, log

@@ -82,9 +82,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 def _check_values(channels: list[dict[str, Any]]) -> None:

@@ -86,9 +86,7 @@ def tone_daemon(tmp_path: Path) -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 @pytest.fixture
@@ -99,6 +97,4 @@ def square_daemon(tmp_path: Path) -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()

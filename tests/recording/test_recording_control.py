@@ -54,9 +54,7 @@ def manual(tmp_path: Path) -> Iterator[tuple[Daemon, Path]]:
     try:
         yield d, tmp_path / "data"
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 def _grpcurl(d: Daemon, method: str, data: str = "{}", token: bool = True) -> Any:

@@ -52,9 +52,7 @@ def _pipelines(tmp_path: Path, *names: str) -> Path:
 
 
 def _kill(d: Daemon) -> None:
-    if d.proc.poll() is None:
-        d.proc.kill()
-        d.proc.wait()
+    d.kill()
 
 
 @pytest.fixture

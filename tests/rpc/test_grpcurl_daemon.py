@@ -68,6 +68,4 @@ def test_grpcurl_drives_the_daemon() -> None:
         d.proc.send_signal(signal.SIGTERM)
         assert d.proc.wait(timeout=20) == 0
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()

@@ -69,9 +69,7 @@ def daemon(tmp_path: Path) -> Iterator[Daemon]:
     try:
         yield d
     finally:
-        if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait()
+        d.kill()
 
 
 async def _stream(url: str, stub: Any, until_seq: int) -> tuple[dict[str, Any], list[Any]]:

@@ -78,12 +78,6 @@ def bench_daemon(directory: Path, emulator: dict[str, object] | None = None) -> 
     return daemon
 
 
-def stop(daemon: Daemon) -> None:
-    if daemon.proc.poll() is None:
-        daemon.proc.kill()
-        daemon.proc.wait()
-
-
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One daemon for the module's tests: they only read what it streams."""
@@ -91,4 +85,4 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     try:
         yield daemon
     finally:
-        stop(daemon)
+        daemon.kill()

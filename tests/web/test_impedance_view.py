@@ -12,7 +12,7 @@ import yaml
 from tests.conftest import REPO, start_daemon
 
 from .browser import open_page
-from .conftest import ELECTRODES, needs_chromium, stop
+from .conftest import ELECTRODES, needs_chromium
 
 pytestmark = [needs_chromium, pytest.mark.timeout(180)]
 
@@ -77,4 +77,4 @@ async def test_impedance_tiles_show_each_electrode_and_grade(tmp_path: Path) -> 
             await tab.screenshots("impedance-traces")
             assert tab.problems == [], tab.problems
     finally:
-        stop(daemon)
+        daemon.kill()

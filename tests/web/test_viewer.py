@@ -15,7 +15,7 @@ from websockets.asyncio.client import connect
 from tests.conftest import Daemon
 
 from .browser import Tab, open_page
-from .conftest import ELECTRODES, bench_daemon, needs_chromium, stop
+from .conftest import ELECTRODES, bench_daemon, needs_chromium
 
 pytestmark = [needs_chromium, pytest.mark.timeout(180)]
 
@@ -148,4 +148,4 @@ async def test_a_railed_channel_is_marked(tmp_path: Path) -> None:
             assert state["flags"] == {"C3": {"railed": True, "leadOff": False, "source": "signal"}}
             await finish(tab, "railed")
     finally:
-        stop(daemon)
+        daemon.kill()
