@@ -53,7 +53,7 @@ from eegpi.lazy import preload
 from eegpi.pipeline.live import params_to_json
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import PipelineSpec, load_pipeline_file
-from eegpi.pipeline.stage import SourceStats, StageContext, TopicPublisher
+from eegpi.pipeline.stage import SourceStage, SourceStats, StageContext, TopicPublisher
 from eegpi.recording import Recorders, list_recordings, repair_unfinished
 from eegpi.recording.http import serve_from
 from eegpi.status import (
@@ -687,26 +687,40 @@ class PipelineManager:
 
     # -- device ------------------------------------------------------------------------------
 
+    async def _device_settled(self, *, probes: bool = False) -> None:
+        """Until no start or stop of a device pipeline (with ``probes``: nor a device probe or
+        impedance check) is in flight."""
+        while True:
+            busy: list[asyncio.Future[Any]] = [
+                op.task
+                for e in self._entries.values()
+                if e.spec.claims_device and (op := e.pending()) is not None
+            ]
+            if probes:
+                busy += [t for t in (self._probe, self._check) if t is not None and not t.done()]
+            if not busy:
+                return
+            await asyncio.wait(busy)
+
+    def _device_source(self) -> tuple[str, SourceStage] | None:
+        """The running pipeline that holds the device, and its source."""
+        for name, entry in self._entries.items():
+            runner = entry.runner
+            if runner is not None and entry.spec.claims_device and runner.source is not None:
+                return name, runner.source
+        return None
+
     async def device_report(self) -> DeviceReport:
         """The device as the pipeline holding it sees it, or as a brief probe finds it.
 
         Waits for a start or stop of a device pipeline in flight first: the acquisition
         process opens and releases the device then, and must not meet the daemon's probe.
         """
-        while True:
-            moving = [
-                op.task
-                for e in self._entries.values()
-                if e.spec.claims_device and (op := e.pending()) is not None
-            ]
-            if not moving:
-                break
-            await asyncio.wait(moving)
-        for name, entry in self._entries.items():
-            runner = entry.runner
-            if runner is None or not entry.spec.claims_device or runner.source is None:
-                continue
-            report = runner.source.device_report()
+        await self._device_settled()
+        holder = self._device_source()
+        if holder is not None:
+            name, source = holder
+            report = source.device_report()
             if isinstance(report, DeviceReport):
                 return replace(report, held_by=name)
         while self._check is not None and not self._check.done():
@@ -726,23 +740,11 @@ class PipelineManager:
         """Electrode impedance on the stream of the pipeline holding the device, or on the idle
         device opened for the check: one check at a time, after any start, stop or probe in
         flight; a start or probe asked for meanwhile waits for the check."""
-        while True:
-            held: list[asyncio.Future[Any]] = [
-                op.task
-                for e in self._entries.values()
-                if e.spec.claims_device and (op := e.pending()) is not None
-            ]
-            held += [t for t in (self._probe, self._check) if t is not None and not t.done()]
-            if not held:
-                break
-            await asyncio.wait(held)
-        for name, entry in self._entries.items():
-            runner = entry.runner
-            if runner is None or not entry.spec.claims_device or runner.source is None:
-                continue
-            return await asyncio.to_thread(
-                measure_source, runner.source, name, request, self._device
-            )
+        await self._device_settled(probes=True)
+        holder = self._device_source()
+        if holder is not None:
+            name, source = holder
+            return await asyncio.to_thread(measure_source, source, name, request, self._device)
         check = asyncio.get_running_loop().create_task(
             asyncio.to_thread(measure_idle, self._device, request)
         )
