@@ -164,23 +164,13 @@ def test_markers_land_on_their_sample_everywhere(marks_daemon: tuple[Daemon, Pat
         assert event["event"]["pipeline"] == "marks"
 
     # the LSL marker stream has both, each at its own time on LSL's clock
-    got: dict[str, float] = {}
-    while len(got) < 2:
-        sample, stamp = inlet.pull_sample(timeout=10.0)
-        assert sample is not None, f"LSL markers: only {sorted(got)} arrived"
-        got[sample[0]] = stamp
+    got = _lsl_marker_times(inlet, 2)
     lsl_gap = got["ws-stim"] - got["grpc-stim"]
     event_gap = seen["ws-stim"]["timestamp"] - seen["grpc-stim"]["timestamp"]
     assert abs(lsl_gap - event_gap) < 1e-3
 
     # the recording has each as an annotation at the row of its sample
-    (path,) = sorted(data_dir.rglob("*.bdf"))
-    read = read_mne(path)
-    rows = np.round(read.uv[:, 0] / LSB_UV).astype(int)
-    for label, seq in expected.items():
-        (onset,) = [o for o, _, text in read.annotations if text == label]
-        (row,) = np.flatnonzero(rows == seq)
-        assert round(onset * RATE) == row, (label, onset, row)
+    _assert_annotated_at_their_rows(data_dir, expected)
 
 
 def test_refused_markers_say_why(marks_daemon: tuple[Daemon, Path, str]) -> None:
@@ -335,20 +325,32 @@ def test_trigger_and_gpio_markers_land_on_their_sample_everywhere(
         assert event["event"]["source"] == source and event["event"]["pipeline"] == "marks"
 
     # the LSL marker stream has both, as far apart as their event times
-    got: dict[str, float] = {}
-    while len(got) < 2:
-        sample, stamp = inlet.pull_sample(timeout=10.0)
-        assert sample is not None, f"LSL markers: only {sorted(got)} arrived"
-        got[sample[0]] = stamp
+    got = _lsl_marker_times(inlet, 2)
     lsl_gap = got["gpio:0101"] - got["flash"]
     event_gap = seen["gpio:0101"]["timestamp"] - seen["flash"]["timestamp"]
     assert abs(lsl_gap - event_gap) < 1e-3
 
     # the recording has each as an annotation at the row of its sample
+    _assert_annotated_at_their_rows(data_dir, {label: seq for label, (seq, _) in expected.items()})
+
+
+def _lsl_marker_times(inlet: Any, count: int) -> dict[str, float]:
+    """The first ``count`` markers of the LSL inlet: label -> LSL time."""
+    got: dict[str, float] = {}
+    while len(got) < count:
+        sample, stamp = inlet.pull_sample(timeout=10.0)
+        assert sample is not None, f"LSL markers: only {sorted(got)} arrived"
+        got[sample[0]] = stamp
+    return got
+
+
+def _assert_annotated_at_their_rows(data_dir: Path, expected: dict[str, int]) -> None:
+    """The recording holds each label as an annotation at the row of its sample (the emulator
+    stamps each conversion's index in channel 1)."""
     (path,) = sorted(data_dir.rglob("*.bdf"))
     read = read_mne(path)
     rows = np.round(read.uv[:, 0] / LSB_UV).astype(int)
-    for label, (seq, _) in expected.items():
+    for label, seq in expected.items():
         (onset,) = [o for o, _, text in read.annotations if text == label]
         (row,) = np.flatnonzero(rows == seq)
         assert round(onset * RATE) == row, (label, onset, row)
