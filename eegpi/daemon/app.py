@@ -183,7 +183,9 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
         f"grpc {grpc_shown}, websocket ws://{shown_host}:{ws.port}/ws/data, "
         f"viewer http://{shown_host}:{ws.port}/"
     )
-    supervisor = AutostartSupervisor(manager, cfg.autostart, cfg.autostart_retry, notifier)
+    supervisor = AutostartSupervisor(
+        manager, cfg.autostart, cfg.autostart_retry, notifier, manager.changes
+    )
     await set_health(not cfg.autostart)  # the whole server serves once autostart delivers
     log.info("eegpi listening: %s", urls)
     from eegpi.daemon.discovery import start_advertiser  # mDNS; never stops the daemon

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from eegpi.daemon.changes import StatusChanges
 from eegpi.exc import (
     ConfigError,
     DeviceBusy,
@@ -154,6 +155,8 @@ class PipelineManager:
         self._entries: dict[str, _Entry] = {}
         self._load_errors: list[LoadError] = []
         self._watchers: list[_Watcher] = []
+        self.changes = StatusChanges()
+        """Fired at every status change the watchers are told of (the supervisor follows it)."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
         """Every transition and probe in flight (kept referenced until done)."""
@@ -648,6 +651,7 @@ class PipelineManager:
 
     def _notify(self, name: str = "") -> None:
         """Queue the status of ``name`` (every pipeline when empty) for its watchers."""
+        self.changes.fire()
         if not self._watchers:
             return
         names = [name] if name else sorted(self._entries)

@@ -18,8 +18,10 @@ and followed while it runs:
   not restarted. Pipelines started by hand are never restarted by the daemon; their failure
   shows in STATUS= and GetStatus.
 
-The manager is observed by polling its cheap in-memory status every ``_TICK_S``: that sees
-stops and failures whoever caused them, without hooks into the manager.
+The manager's status is read again whenever it reports a change (:mod:`eegpi.daemon.changes`),
+which sees stops and failures whoever caused them. Only what no change reports is polled, and
+only while it matters: the first samples of a run, every ``_TICK_S``. A run that is up wakes
+nobody until something changes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from eegpi.daemon.changes import StatusChanges
 from eegpi.daemon.config import AutostartRetry
 from eegpi.daemon.systemd import Notifier
 from eegpi.exc import DeviceBusy, EegpiError, PipelineNotFound
@@ -42,6 +45,9 @@ __all__ = ["AutostartSupervisor", "report_status"]
 log = logging.getLogger("eegpi.daemon")
 
 _TICK_S = 0.1
+"""How often a run's first samples are looked for (READY=1 waits for them)."""
+_SAFETY_S = 30.0
+"""The longest a follower sleeps without a change: a bound, should a change go unreported."""
 _ATTEMPT_ALLOWANCE_S = 30.0
 """Before READY: how long systemd is asked to wait for one more start attempt."""
 _ACTIVE = (PipelineState.STARTING, PipelineState.RUNNING)
@@ -68,8 +74,15 @@ class AutostartSupervisor:
         names: Sequence[str],
         policy: AutostartRetry,
         notifier: Notifier,
+        changes: StatusChanges,
     ) -> None:
+        """
+        Args:
+            changes: fired by ``manager`` at every status change (the manager's ``changes``).
+        """
         self._manager = manager
+        self.changes = changes
+        """Fired by the manager, and by the supervisor when a pipeline's phase changes."""
         self._policy = policy
         self._notifier = notifier
         self._watches = {name: _Watch() for name in names}
@@ -185,6 +198,7 @@ class AutostartSupervisor:
         run: float | None = None
         up_since: float | None = None
         while True:
+            ticket = self.changes.ticket()
             st = self._status(name)
             if st is None:
                 return "the pipeline's file was removed"
@@ -208,13 +222,25 @@ class AutostartSupervisor:
                 ):
                     log.info("autostart pipeline %s stable for %g s", name, self._policy.stable_s)
                     w.failures = 0
-            await asyncio.sleep(_TICK_S)
+            await self.changes.wait(ticket, self._follow_timeout(up_since, w))
+
+    def _follow_timeout(self, up_since: float | None, w: _Watch) -> float:
+        """How long a followed run may go unread: until its first samples, a tick; once up,
+        until it has run ``stable_s`` (which clears the failure count) or a change."""
+        if up_since is None:
+            return _TICK_S
+        if w.failures:
+            return max(0.0, up_since + self._policy.stable_s - time.monotonic()) + 0.001
+        return _SAFETY_S
 
     async def _wait_retry(self, name: str, delay: float) -> Literal["retry", "follow", "released"]:
+        ticket = self.changes.ticket()
         first = self._status(name)
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline:
-            await asyncio.sleep(min(_TICK_S, max(deadline - time.monotonic(), 0.0)))
+            left = max(deadline - time.monotonic(), 0.0)
+            await self.changes.wait(ticket, left)
+            ticket = self.changes.ticket()
             st = self._status(name)
             if st is None:
                 continue
@@ -239,6 +265,7 @@ class AutostartSupervisor:
     def _set(self, w: _Watch, phase: Phase) -> None:
         w.phase = phase
         self._check_ready()
+        self.changes.fire()  # STATUS= names each pipeline's phase
 
     def _release(self, name: str, w: _Watch, why: str) -> None:
         log.info("autostart pipeline %s %s: no longer restarted automatically", name, why)
@@ -262,7 +289,9 @@ async def report_status(
     appliance with none is SERVING too). Only changes are sent.
     """
     last: tuple[bool, str] | None = None
+    changes = supervisor.changes
     while True:
+        ticket = changes.ticket()
         now = status_line(manager, supervisor, serving_on)
         if now != last:
             serving, text = now
@@ -270,7 +299,7 @@ async def report_status(
                 await set_health(serving)
             notifier.status(text)
             last = now
-        await asyncio.sleep(_TICK_S)
+        await changes.wait(ticket, _SAFETY_S)
 
 
 def status_line(

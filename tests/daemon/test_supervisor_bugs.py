@@ -76,7 +76,7 @@ def _manager(tmp_path: Path, stage: str = "test_open_bug") -> PipelineManager:
 
 async def _give_up(manager: PipelineManager) -> AutostartSupervisor:
     policy = AutostartRetry(initial_delay_s=0.01, max_delay_s=0.01, max_attempts=2)
-    supervisor = AutostartSupervisor(manager, ["buggy"], policy, Notifier())
+    supervisor = AutostartSupervisor(manager, ["buggy"], policy, Notifier(), manager.changes)
     supervisor.start()
     try:
         await asyncio.wait_for(supervisor.gave_up.wait(), 60)
