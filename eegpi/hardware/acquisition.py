@@ -207,6 +207,8 @@ class Acquisition(RingReader):
         self.stuck_timeout_s = stuck_timeout_s or max(20 / sample_rate, 0.5)
         self.lossless = lossless
         self._stopping = threading.Event()
+        self._stop_asked = False
+        """``_stopping`` as a plain flag, for the loop to look at once per frame."""
         self._thread: threading.Thread | None = None
         self.error: HardwareError | None = None
         """Why the thread ended early (stuck DRDY, SPI failure); raised by :meth:`wait`."""
@@ -239,6 +241,7 @@ class Acquisition(RingReader):
 
     def stop(self) -> None:
         """Stop the thread, then the chip; idempotent."""
+        self._stop_asked = True
         self._stopping.set()
         self.ring.wake_all()
         thread, self._thread = self._thread, None
@@ -319,15 +322,17 @@ class Acquisition(RingReader):
         is_stopping = stopping.is_set
         now = clock.monotonic_ns
         slots = slot_counter(drdy.kernel_stamps, self.period_ns)
-        observe, place = slots.observe, slots.place
+        observe, place, observes = slots.observe, slots.place, slots.observes
+        wait, read_events = drdy.wait, drdy.read_events
         progress = now()
         lost = 0
         carry: Sequence[EdgeEventLike] = ()
-        while not is_stopping():
+        nothing: Sequence[EdgeEventLike] = ()
+        while not self._stop_asked:
             if carry:
                 events, carry = carry, ()
             else:
-                if not drdy.wait(poll_s):
+                if not wait(poll_s):
                     idle = now() - progress
                     if idle > stuck_ns:
                         raise HardwareError(
@@ -336,19 +341,21 @@ class Acquisition(RingReader):
                             "that stops mid-run may have lost power or its clock"
                         )
                     continue
-                events = drdy.read_events()
+                events = read_events()
                 if not events:
                     continue
-                observe(events)
+                if observes:
+                    observe(events)
             # The clock before and after the read bound when the transfer began; edges seen
             # after it are sorted by their stamps (see eegpi.hardware.slots).
             began = now()
             frame = read_frame()
             ended = now()
-            late: Sequence[EdgeEventLike] = ()
-            if drdy.wait(0):
-                late = drdy.read_events()
-                observe(late)
+            late = nothing
+            if wait(0):
+                late = read_events()
+                if observes:
+                    observe(late)
             where = place(events, late, began, ended)
             carry = where.carry
             lost += where.lost

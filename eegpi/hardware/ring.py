@@ -310,8 +310,22 @@ class FrameRing:
         self._frames[i * flen : i * flen + flen] = frame
         self._seqs[i] = slot
         self._edges[i] = edge_ns
-        self._written = written + 1
-        self._publish(written + 1)
+        written += 1
+        self._written = written
+        # _publish(written), without the call: this runs once per frame.
+        lock = self.sync.lock
+        if not lock.acquire(False):
+            return True  # the consumer holds it: the next frame publishes both
+        counters[_WRITTEN] = written
+        taken = counters[_TAKEN]
+        want = counters[_WANT]
+        fire = want > 0 and written - taken >= want
+        if fire:
+            counters[_WANT] = 0
+        lock.release()
+        self._taken_seen = taken
+        if fire:
+            self.sync.wake.set()
         return True
 
     def _publish(self, written: int) -> None:

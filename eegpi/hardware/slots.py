@@ -81,6 +81,9 @@ class Placement:
 class SlotCounter(Protocol):
     """Assigns sample slots to frames, counting the conversions no frame carries."""
 
+    observes: bool
+    """Whether :meth:`observe` does anything (a reader may skip the call when not)."""
+
     def observe(self, events: Sequence[EdgeEventLike]) -> None:
         """Every edge event, once, as it is read."""
         ...
@@ -111,6 +114,8 @@ def slot_counter(kernel_stamps: bool, period_ns: float) -> SlotCounter:
 class KernelSlots:
     """Slots from kernel edge stamps and line sequence numbers (see the module doc)."""
 
+    observes = False
+
     def __init__(self, period_ns: float) -> None:
         self.period = period_ns
         self.slot = -1
@@ -123,16 +128,21 @@ class KernelSlots:
 
     def step(self, event: EdgeEventLike) -> int:
         """Conversions from the last labelled edge to ``event`` (its slot minus the last)."""
-        t = event.timestamp_ns
-        by_seqno = event.line_seqno - self._seqno
-        by_time = math.floor((t - self._anchor) / self.period + (1 - _LATE))
-        step = max(by_seqno, by_time, 1)
-        grid = self._anchor + step * self.period
+        t, seqno, period = event.timestamp_ns, event.line_seqno, self.period
+        step = seqno - self._seqno
+        # floor(x) as int((x) // 1) and max/min as comparisons: no calls, once per frame
+        by_time = int(((t - self._anchor) / period + (1 - _LATE)) // 1)
+        if by_time > step:
+            step = by_time
+        if step < 1:
+            step = 1
+        grid = self._anchor + step * period
         if t < grid:
             self._anchor = float(t)
         else:
-            self._anchor = grid + min(t - grid, _DRIFT * self.period)
-        self._seqno = event.line_seqno
+            drift = t - grid
+            self._anchor = grid + (drift if drift < _DRIFT * period else _DRIFT * period)
+        self._seqno = seqno
         return step
 
     def place(
@@ -146,19 +156,24 @@ class KernelSlots:
             first = seen[0]
             self.slot, self._seqno = -1, first.line_seqno - 1
             self._anchor = first.timestamp_ns - self.period
-        older = [e for e in late if e.timestamp_ns <= began]
-        label = older[-1] if older else seen[-1]
-        carry = late[len(older) :]
+        if late:
+            older = [e for e in late if e.timestamp_ns <= began]
+            label = older[-1] if older else seen[-1]
+            carry = late[len(older) :]
+        else:  # the usual frame: nothing fell during the read
+            label, carry = seen[-1], late
         step = self.step(label)
         self.slot += step
         lost = step - 1
-        if any(e.timestamp_ns <= ended for e in carry):
+        if carry and any(e.timestamp_ns <= ended for e in carry):
             return Placement(None, lost + 1, label.timestamp_ns, carry)
         return Placement(self.slot, lost, label.timestamp_ns, carry)
 
 
 class CadenceSlots:
     """Slots from the DRDY cadence and the reader's clock, for late stamps (module doc)."""
+
+    observes = True
 
     def __init__(self, period_ns: float) -> None:
         self.period = period_ns

@@ -114,9 +114,9 @@ def sinc3_step(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 class Ads1299Emulator:
     """One daisy chain of emulated ADS1299s (``chips`` devices sharing CS, DIN and SCLK)."""
 
-    _cur: npt.NDArray[np.uint8]
-    """Encoded conversions of the current chunk (from ``_cur_start``) ..."""
-    _prev: npt.NDArray[np.uint8]
+    _cur: bytes
+    """Encoded conversions of the current chunk (from ``_cur_start``), frame after frame ..."""
+    _prev: bytes
     """... and of the chunk before it, which a torn read may still reach."""
 
     def __init__(self, cfg: EmulatorConfig, chips: int, clock: EmulatorClock) -> None:
@@ -147,10 +147,13 @@ class Ads1299Emulator:
         self._chunks = ChunkSource(self._chunk_steps, _CHUNK)
         self._silent = frozenset(cfg.silent_conversions)
         self._dropped = frozenset(cfg.drop_conversions) - self._silent
+        self._edge_faults = bool(self._silent or self._dropped)
         self._jitter_ns = round(cfg.drdy_jitter_us * 1000)
         self._stalled_read = 0
         self._reset_low_ns: int | None = None
         self._electrodes = Electrodes(cfg, chips * self.channels_per_chip, self.channels_per_chip)
+        self.period_ns = 0.0
+        """tDR of the current (or last) run, ns: the DRDY period."""
         self.run_listeners: list[Callable[[int], None]] = []
         """Told (with the time, under the chip's lock) just before a run gives way to the next:
         what stands in for an interrupt must see the old run's last edges first."""
@@ -166,8 +169,8 @@ class Ads1299Emulator:
         self.reset_until_ns = 0
         self.run_id = 0
         self._first_ns: float | None = None
-        self._tdr_ns = 0.0
-        self._stop_index: int | None = None
+        self._tdr_ns = self.period_ns = 0.0
+        self._set_stop(None)
         self._frames_read = 0
         self._stalled_read = 0
         self._sclk_end_ns = -math.inf
@@ -236,7 +239,7 @@ class Ads1299Emulator:
             self._invalidate()
             return
         dr = CONFIG1_DR.get(self.regs[Reg.CONFIG1])
-        self._tdr_ns = 128 * (1 << dr) * self.tclk_ns
+        self._tdr_ns = self.period_ns = 128 * (1 << dr) * self.tclk_ns
         self._invalidate()
         if self.clock.realtime:
             # The first chunk now, not in the first frame read; conversions start after it.
@@ -244,42 +247,47 @@ class Ads1299Emulator:
             now = max(now, self.clock.monotonic_ns())
         self._first_ns = now + 4 * self._tdr_ns + 9 * self.tclk_ns
         single = CONFIG4_SINGLE_SHOT.get(self.regs[Reg.CONFIG4])
-        self._stop_index = 0 if single else None
+        self._set_stop(0 if single else None)
 
     def _stop(self, now: int) -> None:
         if self._first_ns is not None and self._stop_index is None:
             # The conversion in progress finishes; nothing after it.
-            self._stop_index = self._latest(now) + 1
+            self._set_stop(self._latest(now) + 1)
+
+    def _set_stop(self, index: int | None) -> None:
+        """The run's last conversion by STOP or single-shot (None: none); with the stuck-DRDY
+        fault it gives :meth:`_cap`, kept as ``_cap_index`` for the per-frame paths."""
+        self._stop_index = index
+        stuck = self.cfg.stuck_drdy_after
+        if stuck is None:
+            self._cap_index = index
+        else:
+            self._cap_index = stuck - 1 if index is None or stuck - 1 < index else index
 
     @property
     def running(self) -> bool:
         return self._first_ns is not None
 
-    @property
-    def period_ns(self) -> float:
-        return self._tdr_ns
-
     def _cap(self) -> int | None:
         """The last conversion of this run (STOP, single-shot, the stuck-DRDY fault)."""
-        stop, stuck = self._stop_index, self.cfg.stuck_drdy_after
-        if stuck is None:
-            return stop
-        return stuck - 1 if stop is None or stuck - 1 < stop else stop
+        return self._cap_index
 
     def _latest(self, now: float) -> int:
         """Index of the newest completed conversion of this run (-1 before the first)."""
-        if self._first_ns is None or now < self._first_ns:
+        first = self._first_ns
+        if first is None or now < first:
             return -1
-        first, tdr = self._first_ns, self._tdr_ns
+        tdr = self._tdr_ns
         n = int((now - first) // tdr)
         # Edge k falls at ceil(first + k tDR) (``next_edge_ns``); the division may round to
         # the other side of that with a tDR that is not a whole number of ns (a ppm-off clock).
-        if math.ceil(first + (n + 1) * tdr) <= now:
+        # ``-(-x // 1)`` is math.ceil(x) as a float, without a call (this runs every frame).
+        if -(-(first + (n + 1) * tdr) // 1) <= now:
             n += 1
-        elif n >= 0 and math.ceil(first + n * tdr) > now:
+        elif n >= 0 and -(-(first + n * tdr) // 1) > now:
             n -= 1
-        cap = self._cap()
-        return n if cap is None else min(n, cap)
+        cap = self._cap_index
+        return n if cap is None or n < cap else cap
 
     @property
     def lock(self) -> threading.RLock:
@@ -297,7 +305,7 @@ class Ads1299Emulator:
         """When the conversion after ``latest`` completes (None: none will)."""
         if self._first_ns is None:
             return None
-        cap = self._cap()
+        cap = self._cap_index
         if cap is not None and latest + 1 > cap:
             return None
         return self._first_ns + (latest + 1) * self._tdr_ns
@@ -386,13 +394,60 @@ class Ads1299Emulator:
             stamps.reverse()
             return EdgeBatch(run_id, latest + 1, count, count - dropped_here, stamps)
 
+    def edges_due(
+        self, run_id: int, next_index: int, limit: int, now_ns: int | None = None
+    ) -> tuple[int, int, int, list[tuple[int, int]], int]:
+        """:meth:`edges` and then :meth:`next_edge_ns` of the new cursor, under one hold of the
+        lock: ``(run_id, next_index, count, stamps, due)``, ``due`` 0 when no edge will fall.
+        ``now_ns``: the time of the look, when the caller has just read the clock.
+
+        What the ``gpiod`` stand-in asks once per DRDY. Without edge faults the edges are
+        counted and stamped directly (one new edge: no loop), with the same numbers.
+        """
+        with self._lock:
+            first = self._first_ns
+            faulty = self._edge_faults or self.cfg.miso_stuck is not None
+            if first is None or faulty or not self.powered:
+                batch = self.edges(run_id, next_index, limit)
+                due = self.next_edge_ns(batch.run_id, batch.next_index)
+                return batch.run_id, batch.next_index, batch.count, batch.stamps, due or 0
+            if run_id != self.run_id:
+                run_id, next_index = self.run_id, 0
+            latest = self._latest(self.clock.monotonic_ns() if now_ns is None else now_ns)
+            tdr = self._tdr_ns
+            count = latest + 1 - next_index
+            stamps: list[tuple[int, int]] = []
+            if count > 0:
+                jitter = self._jitter_ns
+                lo = next_index if limit >= count else latest + 1 - limit
+                if lo == latest:  # one stamp (one new edge: the usual read)
+                    late = stamp_latency_ns(jitter, self.cfg.seed, run_id, lo) if jitter else 0
+                    stamps = [(count, int(first + lo * tdr) + late)]
+                elif lo < latest:
+                    seed = self.cfg.seed
+                    stamps = [
+                        (
+                            k - next_index + 1,
+                            int(first + k * tdr)
+                            + (stamp_latency_ns(jitter, seed, run_id, k) if jitter else 0),
+                        )
+                        for k in range(lo, latest + 1)
+                    ]
+                next_index = latest + 1
+            else:
+                count = 0
+            cap = self._cap_index
+            if cap is not None and next_index > cap:
+                return run_id, next_index, count, stamps, 0
+            return run_id, next_index, count, stamps, int(-(-(first + next_index * tdr) // 1))
+
     def next_edge_ns(self, run_id: int, next_index: int) -> int | None:
         """When the next unseen DRDY edge falls, None when none will."""
         with self._lock:
             if not self.powered or self.cfg.miso_stuck is not None or self._first_ns is None:
                 return None
             index = next_index if run_id == self.run_id else 0
-            cap = self._cap()
+            cap = self._cap_index
             if cap is not None and index > cap:
                 return None
             return math.ceil(self._first_ns + index * self._tdr_ns)
@@ -489,6 +544,9 @@ class Ads1299Emulator:
             word_delay_usecs: gap between bytes (spidev ``word_delay_usecs``), which counts
                 towards tSDECODE.
         """
+        if not self.cfg.late_read_every and self.clock.realtime:
+            # No late-read fault and no wire time to pass: only the transaction itself.
+            return self._transfer(data, speed_hz, delay_usecs, cs_setup_ns, word_delay_usecs)
         stall_s = self._late_read_stall()
         at = self.cfg.late_read_at
         # The host stalls around its read (outside the lock, so DRDY edges keep falling and
@@ -762,10 +820,15 @@ class Ads1299Emulator:
         """What the output register clocks out from ``now``; ``data`` (DIN) is given for a
         read in RDATAC, which the reload window applies to (None for an RDATA snapshot)."""
         latest = self._latest(now)
-        frame = self._frame(latest) if latest >= 0 else self._last_out
+        cur, size = self._cur_start, self.frame_len
+        if 0 <= cur <= latest < cur + _CHUNK:  # in the current chunk: _frame's first case
+            at = (latest - cur) * size
+            frame = self._cur[at : at + size]
+        else:
+            frame = self._frame(latest) if latest >= 0 else self._last_out
         if data is not None:
             t_next = self._next_edge(latest)
-            used = min(n, self.frame_len)
+            used = n if n < size else size
             if t_next is not None and now + used * byte_ns > t_next - 4 * self.tclk_ns:
                 left = t_next - now
                 self._violation("tUPDATE", now, data, f"read began {left:.0f} ns before DRDY")
@@ -786,6 +849,8 @@ class Ads1299Emulator:
     def idle(self, until_ns: int) -> None:
         """The reader waits for a DRDY due at ``until_ns``: generate conversions ahead while
         there is time, so no frame read pays for it."""
+        if self._chunks.ahead:
+            return  # read without the lock: a stale answer only defers a step to the next wait
         with self._lock:
             if self._first_ns is None or self._cur_start < 0:
                 return
@@ -795,17 +860,18 @@ class Ads1299Emulator:
     def _invalidate(self) -> None:
         """Registers or the run changed: conversions must be generated afresh."""
         self._cur_start = self._prev_start = -1
-        self._cur = np.zeros((0, self.frame_len), np.uint8)
-        self._prev = self._cur
+        self._cur = self._prev = b""
 
     def _frame(self, index: int) -> bytes:
         cur = self._cur_start
-        rows = self._chunks.rows
+        rows, size = self._chunks.rows, self.frame_len
         if 0 <= cur <= index < cur + rows:
-            return bytes(self._cur[index - cur])
+            at = (index - cur) * size
+            return self._cur[at : at + size]
         prev = self._prev_start
         if 0 <= prev <= index < prev + rows:
-            return bytes(self._prev[index - prev])  # a torn read reaching back
+            at = (index - prev) * size
+            return self._prev[at : at + size]  # a torn read reaching back
         if cur < 0 or index < cur:
             base = index - index % rows
             self._prev_start = -1
@@ -814,7 +880,8 @@ class Ads1299Emulator:
             nxt = self._cur_start + rows
             self._prev, self._prev_start = self._cur, self._cur_start
             self._cur, self._cur_start = self._chunks.get(nxt), nxt
-        return bytes(self._cur[index - self._cur_start])
+        at = (index - self._cur_start) * size
+        return self._cur[at : at + size]
 
     def _chunk_plan(self) -> _ChunkPlan:
         """What the registers say about generation, rebuilt only when they change (from one
@@ -885,7 +952,7 @@ class Ads1299Emulator:
             status = status.copy()
             bad = (start + np.arange(rows) + 1) % every == 0
             status[bad, 0] ^= 0x800000
-        return encode_frames(status, codes, self.chips)
+        return encode_frames(status, codes, self.chips).tobytes()
 
 
 @dataclass(frozen=True)

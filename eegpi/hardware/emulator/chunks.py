@@ -15,12 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 
-import numpy as np
-import numpy.typing as npt
-
 __all__ = ["Chunk", "ChunkSource", "ChunkSteps"]
 
-Chunk = npt.NDArray[np.uint8]
+Chunk = bytes
+"""The encoded frames of a chunk's conversions, back to back: a frame read is one slice."""
 ChunkSteps = Generator[None, None, Chunk]
 """Yields between steps, returns the encoded chunk."""
 
@@ -49,11 +47,15 @@ class ChunkSource:
         self._ready: tuple[int, Chunk] | None = None
         self._pending: tuple[int, ChunkSteps] | None = None
         self._next = 0
+        self.ahead = False
+        """The next chunk is ready: :meth:`idle` has nothing to do (a reader checks this
+        attribute before every DRDY wait instead of calling it)."""
 
     def restart(self, start: int) -> Chunk:
         """The chunk at ``start``, generation continuing from there (after a register change,
         START or RESET: work done with the old registers is dropped)."""
         self._ready = self._pending = None
+        self.ahead = False
         self._next = start + self.rows
         return _finish(self._make(start))
 
@@ -61,6 +63,7 @@ class ChunkSource:
         """The chunk after the one handed out last (finished now if idle time did not)."""
         ready, pending = self._ready, self._pending
         self._ready = None
+        self.ahead = False
         if ready is not None and ready[0] == start:
             return ready[1]
         if pending is not None and pending[0] == start:
@@ -80,4 +83,5 @@ class ChunkSource:
             next(steps)
         except StopIteration as done:
             self._ready, self._pending = (start, done.value), None
+            self.ahead = True
         return True

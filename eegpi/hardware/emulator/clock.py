@@ -15,8 +15,8 @@ class EmulatorClock:
 
     realtime: bool = True
 
-    def monotonic_ns(self) -> int:
-        return time.monotonic_ns()
+    monotonic_ns = staticmethod(time.monotonic_ns)
+    """The host's CLOCK_MONOTONIC: the builtin itself, read several times a frame."""
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
@@ -42,7 +42,14 @@ _SPIN_BELOW_NS = 1_000_000
 stamped with its scheduled time, as a kernel stamps the interrupt, so a reader woken a few
 hundred microseconds late still labels the frame right and reads it long before the next DRDY;
 spinning there would cost 4 % of a core at 250 SPS for nothing."""
-_slack = threading.local()
+
+
+class _Slack(threading.local):
+    done = False
+    """Whether this thread asked for the tight slack (a class default: read without getattr)."""
+
+
+_slack = _Slack()
 
 
 def spin_for(period_ns: float) -> int:
@@ -56,7 +63,7 @@ def _tighten_timer_slack() -> None:
     A DRDY period is 62.5 us at 16000 SPS; with the default slack every emulated edge would
     arrive ~50 us late. On a Pi the kernel wakes the reader from the DRDY interrupt instead.
     """
-    if getattr(_slack, "done", False):
+    if _slack.done:
         return
     _slack.done = True
     try:
@@ -83,7 +90,9 @@ class RealtimeClock(EmulatorClock):
         # (see ``spin_for``: only where the period is that short).
         remaining = t_ns - time.monotonic_ns()
         if remaining > spin_ns:
-            self.sleep((remaining - spin_ns) / 1e9)
+            if not _slack.done:
+                _tighten_timer_slack()
+            time.sleep((remaining - spin_ns) / 1e9)
         while time.monotonic_ns() < t_ns:
             pass
 

@@ -215,31 +215,45 @@ class _EdgeLine:
         self.port = port
         self.offset = offset
         chip = port.chip
-        self._run_id = chip.run_id
+        self.chip = chip
+        self.now = chip.clock.monotonic_ns
+        self.run_id = chip.run_id
         self._next_index = chip.edges(chip.run_id, 0, 0).next_index  # earlier edges are past
-        self._due = 0
-        """When the next edge after the cursor falls, in the run the cursor is in (0: ask)."""
+        self.due = 0
+        """When the next edge after the cursor falls, in the run ``run_id`` (0: ask). Until
+        then nothing can fall in that run, so a look needs no call into the chip."""
+        self.period_ns = -1.0
+        self.spin_ns = 0
+        """How long a real-time wait for DRDYs of ``period_ns`` spins at its end."""
         self.seqno = 0
 
     def collect(self, limit: int) -> tuple[list[tuple[int, int]], int]:
         """New (line_seqno, time) pairs (the newest ``limit``) and how many edges fell."""
-        chip = self.port.chip
-        if chip.run_id == self._run_id and chip.clock.monotonic_ns() < self._due:
+        if self.chip.run_id == self.run_id and self.now() < self.due:
             return [], 0  # nothing falls before the next edge is due (a new run asks again)
-        batch = chip.edges(self._run_id, self._next_index, limit)
-        self._run_id, self._next_index = batch.run_id, batch.next_index
-        self._due = chip.next_edge_ns(batch.run_id, batch.next_index) or 0
+        return self.fetch(limit)
+
+    def fetch(self, limit: int, now: int | None = None) -> tuple[list[tuple[int, int]], int]:
+        """:meth:`collect` without the look at ``due`` (the caller made it, at ``now``)."""
+        chip = self.chip
+        run_id, self._next_index, count, stamps, self.due = chip.edges_due(
+            self.run_id, self._next_index, limit, now
+        )
+        self.run_id = run_id
         base = self.seqno
-        self.seqno = base + batch.count
-        if not batch.count:
+        if not count:
             return [], 0
-        return [(base + position, ts) for position, ts in batch.stamps], batch.count
+        self.seqno = base + count
+        if count == 1 and stamps:  # one new edge, the usual case
+            position, ts = stamps[0]
+            return [(base + position, ts)], count
+        return [(base + position, ts) for position, ts in stamps], count
 
     def next_edge_ns(self) -> int | None:
-        chip = self.port.chip
-        if self._due and chip.run_id == self._run_id:
-            return self._due
-        return chip.next_edge_ns(self._run_id, self._next_index)
+        chip = self.chip
+        if self.due and chip.run_id == self.run_id:
+            return self.due
+        return chip.next_edge_ns(self.run_id, self._next_index)
 
 
 class LineRequest:
@@ -259,6 +273,8 @@ class LineRequest:
         self._settings = settings
         self._names = {_line_name(o): o for o in self._offsets}
         self._values: dict[int, bool] = {}
+        self._single = len(self._offsets) == 1
+        """Global sequence numbers are the line's (gpiod numbers events per request)."""
         self._edge_lines: list[_EdgeLine] = []
         self._stimulus_lines: list[StimulusLine] = []
         """Trigger lines the emulated stimulus drives (rising and falling edges)."""
@@ -282,6 +298,19 @@ class LineRequest:
                 self._edge_lines.append(_EdgeLine(port, offset))
         asked = event_buffer_size or KERNEL_DEFAULT_EVENT_BUFFER * max(1, len(self._offsets))
         self._events: deque[EdgeEvent] = deque(maxlen=min(asked, chip.max_event_buffer))
+        self._limit = self._events.maxlen or 0
+        self._clock = wiring.clock
+        self._drdy = (
+            self._edge_lines[0] if len(self._edge_lines) == 1 and not self._stimulus_lines else None
+        )
+        """The one DRDY line of a request that has nothing else to report: the per-frame
+        path of an acquisition loop (see :meth:`wait_edge_events`, :meth:`_collect_drdy`)."""
+        self._stalling = [
+            line.chip
+            for line in self._edge_lines
+            if line.chip.cfg.late_read_every and line.chip.cfg.late_read_at == "events"
+        ]
+        """Chips whose late-read fault stalls the reader when it takes its events."""
         wiring.claim(self._offsets, consumer)
         for offset, s in settings.items():
             if s.direction is Direction.OUTPUT:
@@ -410,9 +439,13 @@ class LineRequest:
             _real_sleep(pause)
 
     def _collect(self) -> None:
+        line = self._drdy
+        if line is not None:
+            self._collect_drdy(line)
+            return
         if self._stimulus_lines:
             self._collect_stimulus()
-        limit = self.event_buffer_size
+        limit = self._limit
         fresh: list[tuple[int, int, int]] = []
         fell = 0
         for line in self._edge_lines:
@@ -420,21 +453,89 @@ class LineRequest:
             if count:
                 fresh += [(ts, line.offset, seqno) for seqno, ts in stamps]
                 fell += count
-        if not fell:
-            return
+        if fell:
+            self._append(fresh, fell)
+
+    def _append(self, fresh: list[tuple[int, int, int]], fell: int) -> None:
+        """Queue ``fresh`` (time, offset, line seqno) of the ``fell`` edges, oldest first."""
         fresh.sort()
-        single = len(self._offsets) == 1
+        single = self._single
         base = self._global
         for k, (ts, offset, seqno) in enumerate(fresh, 1):
             glob = seqno if single else base + fell - len(fresh) + k
             self._events.append(_edge_event(ts, offset, glob, seqno))
         self._global = base + fell
 
+    def _collect_drdy(self, line: _EdgeLine, now: int | None = None) -> None:
+        """:meth:`_collect` of the one DRDY line: nothing before its next edge is due (in the
+        same run); one new edge, the usual case, becomes its event directly. ``now``: the
+        caller has just read the clock (and seen the edge due)."""
+        if now is None and line.chip.run_id == line.run_id and line.now() < line.due:
+            return
+        stamps, count = line.fetch(self._limit, now)
+        if not count:
+            return
+        if count != 1 or not stamps:
+            self._append([(ts, line.offset, seqno) for seqno, ts in stamps], count)
+            return
+        seqno, ts = stamps[0]
+        base = self._global
+        self._global = base + count
+        event: EdgeEvent = _new(EdgeEvent)  # as _edge_event, without the call
+        event.__dict__.update(
+            event_type=EdgeType.FALLING_EDGE,
+            timestamp_ns=ts,
+            line_offset=line.offset,
+            global_seqno=seqno if self._single else base + count,
+            line_seqno=seqno,
+        )
+        self._events.append(event)
+
     def wait_edge_events(self, timeout: timedelta | float | None = None) -> bool:
-        """True once an edge event is waiting; False after ``timeout`` seconds."""
-        self._check_released()
-        clock = self._chip.wiring.clock
-        seconds = _seconds(timeout)
+        """True once an edge event is waiting; False after ``timeout`` seconds.
+
+        A request for one DRDY line and nothing else (an acquisition loop's, twice a frame)
+        looks at the chip only once the next edge is due, and sleeps until then.
+        """
+        if self._released:
+            raise RequestReleasedError()
+        seconds: float | None
+        if timeout is None or type(timeout) is float or type(timeout) is int:
+            seconds = timeout  # the acquisition loop's kinds, without a call
+        else:
+            seconds = _seconds(timeout)
+        line = self._drdy
+        if line is None:
+            return self._wait_lines(seconds)
+        clock = self._clock
+        now = clock.monotonic_ns()
+        deadline = now + int((3600.0 if seconds is None else seconds) * 1e9)
+        while True:
+            chip = line.chip
+            if chip.run_id != line.run_id or now >= line.due:
+                self._collect_drdy(line, now)
+            if self._events:
+                return True
+            if now >= deadline:
+                return False
+            t = line.due if line.due and chip.run_id == line.run_id else line.next_edge_ns()
+            target = deadline if t is None or t > deadline else t
+            spin = 0
+            if clock.realtime:
+                if target > now + _SLICE_NS:
+                    target = now + _SLICE_NS
+                if t is not None:
+                    chip.idle(t)  # the chip's spare time: generate ahead
+                    if line.period_ns != chip.period_ns:
+                        line.period_ns = chip.period_ns
+                        line.spin_ns = spin_for(chip.period_ns)
+                    spin = line.spin_ns
+            clock.sleep_until(target, spin)
+            now = clock.monotonic_ns()
+
+    def _wait_lines(self, seconds: float | None) -> bool:
+        """:meth:`wait_edge_events` of any other request (several lines, a stimulus line)."""
+        clock = self._clock
         if self._stimulus_lines and not self._edge_lines:
             return self._wait_stimulus(seconds)
         deadline = clock.monotonic_ns() + int((3600.0 if seconds is None else seconds) * 1e9)
@@ -469,15 +570,22 @@ class LineRequest:
         return min(upcoming) if upcoming else None
 
     def read_edge_events(self, max_events: int | None = None) -> list[EdgeEvent]:
-        self._check_released()
-        self._collect()
+        if self._released:
+            raise RequestReleasedError()
+        line = self._drdy
+        if line is None:
+            self._collect()
+        else:
+            now = line.now()
+            if line.chip.run_id != line.run_id or now >= line.due:
+                self._collect_drdy(line, now)
         if max_events is None or max_events >= len(self._events):
             events = list(self._events)
             self._events.clear()
         else:
             events = [self._events.popleft() for _ in range(max_events)]
-        for line in self._edge_lines:
-            line.port.chip.events_stall()  # the late-read fault's ``events`` point
+        for chip in self._stalling:
+            chip.events_stall()  # the late-read fault's ``events`` point
         return events
 
     def __str__(self) -> str:

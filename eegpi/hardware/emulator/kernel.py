@@ -49,7 +49,11 @@ def _bytes_of(values: Any) -> list[int]:
     if not items:
         raise TypeError("Empty argument list.")
     if set(map(type, items)) == {int}:  # the usual list of byte values, checked at C speed
-        return items if min(items) >= 0 and max(items) <= 0xFF else [v & 0xFF for v in items]
+        try:
+            bytes(items)  # raises unless every value is 0..255
+        except (ValueError, OverflowError):
+            return [v & 0xFF for v in items]
+        return items
     out = []
     for v in items:
         if isinstance(v, bool) or not isinstance(v, int):
@@ -178,21 +182,24 @@ class EmulatedSpiDev:
     # --- transfers ---------------------------------------------------------------------------
 
     def _transaction(self, data: list[int], speed_hz: int, delay_usecs: int) -> list[int]:
-        bus, device = self._need_open()
+        if self._fd is None:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        bus, device = self._fd
         wiring = type(self).wiring
         assert wiring is not None
         speed = speed_hz or self._speed
         if speed <= 0:
             raise OSError(errno.EINVAL, "Invalid argument")
+        flags = self._flags
         return wiring.transfer(
             bus,
             device,
             data,
             speed,
             delay_usecs,
-            self.mode,
-            ce_asserted=not self._flags & (_CS_HIGH | _NO_CS),
-            miso_connected=not self._flags & _3WIRE,
+            flags & (_CPOL | _CPHA),
+            not flags & (_CS_HIGH | _NO_CS),
+            not flags & _3WIRE,
         )
 
     def _check_block(self, data: Sequence[int]) -> None:
@@ -208,9 +215,10 @@ class EmulatedSpiDev:
     ) -> Any:
         """One CS-low transaction; returns a list (a tuple for a tuple)."""
         values = _bytes_of(data)
-        self._check_block(values)
+        if len(values) > BUFSIZ:
+            raise OverflowError(f"Argument list size exceeds {BUFSIZ} bytes.")
         got = self._transaction(values, speed_hz, delay_usecs)
-        return tuple(got) if isinstance(data, tuple) else got
+        return got if type(data) is list else tuple(got) if isinstance(data, tuple) else got
 
     xfer2 = xfer
     """py-spidev's xfer2 is the same single CS-low transaction as its xfer on a Pi."""

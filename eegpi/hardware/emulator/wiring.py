@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from eegpi.hardware.emulator.chip import Ads1299Emulator
 from eegpi.hardware.emulator.clock import EmulatorClock
@@ -58,6 +58,11 @@ def check_pins(pins: Mapping[str, int] | None) -> dict[str, int]:
     return merged
 
 
+class _Transfers(threading.local):
+    transfers = 0
+    """SPI transfers the thread made (a class default: each thread starts at 0)."""
+
+
 @dataclass
 class Port:
     """One chip (or daisy chain) on its own chip-select and DRDY line."""
@@ -65,10 +70,14 @@ class Port:
     chip: Ads1299Emulator
     cs: int
     drdy: int
+    ce: tuple[int, int] | None = field(init=False)
+    """The ``/dev/spidevB.D`` whose hardware CS is ``cs`` (None: a GPIO driven by hand)."""
+    bus: int = field(init=False)
+    """The SPI bus the chip's SCLK, DIN and DOUT are on."""
 
-    @property
-    def bus(self) -> int:
-        return CE_LINES[self.cs][0] if self.cs in CE_LINES else 0
+    def __post_init__(self) -> None:
+        self.ce = CE_LINES.get(self.cs)
+        self.bus = self.ce[0] if self.ce is not None else 0
 
 
 class Wiring:
@@ -76,6 +85,8 @@ class Wiring:
 
     def __init__(self, ports: Sequence[Port], pins: Mapping[str, int], clock: EmulatorClock):
         self.ports = list(ports)
+        self._several = len(self.ports) > 1
+        """More than one chip-select (else :meth:`transfer` has a shortcut for the one)."""
         self.pins = dict(pins)
         self.clock = clock
         self.controls = {pins[name]: name for name in CONTROL_PINS if name in pins}
@@ -84,7 +95,7 @@ class Wiring:
         self._polled: dict[tuple[int, int], bool] = {}
         self._claimed: dict[int, str] = {}
         self._lock = threading.Lock()
-        self._here = threading.local()
+        self._here = _Transfers()
         self.transfers = 0
         """SPI transfers on the board so far."""
         self.stimulus: Stimulus | None = None
@@ -93,7 +104,7 @@ class Wiring:
     def transfers_here(self) -> int:
         """SPI transfers the calling thread has made (virtual time moves only with them, so a
         callback that made none took no time)."""
-        return int(getattr(self._here, "transfers", 0))
+        return self._here.transfers
 
     # --- SPI ---------------------------------------------------------------------------------
 
@@ -102,8 +113,8 @@ class Wiring:
         return {(0, 0), (0, 1)} | {CE_LINES[p.cs] for p in self.ports if p.cs in CE_LINES}
 
     def _selected(self, port: Port, bus: int, device: int, ce_asserted: bool) -> bool:
-        if port.cs in CE_LINES:
-            return ce_asserted and CE_LINES[port.cs] == (bus, device)
+        if port.ce is not None:
+            return ce_asserted and port.ce == (bus, device)
         return port.bus == bus and self._driven.get(port.cs) is False
 
     def transfer(
@@ -119,8 +130,15 @@ class Wiring:
     ) -> list[int]:
         """One transaction on ``/dev/spidev{bus}.{device}``: DIN reaches every selected chip,
         DOUT comes from the first (a deselected chip's DOUT is Hi-Z and reads 0)."""
-        self._here.transfers = self.transfers_here() + 1
+        self._here.transfers += 1
         self.transfers += 1
+        if not self._several:
+            port = self.ports[0]
+            if ce_asserted and port.ce is not None and port.ce == (bus, device):
+                # The board's one chip, on this hardware CS: no other chip sees the transfer.
+                port.chip.spi_mode = mode
+                got = port.chip.transfer(data, speed_hz, delay_usecs)
+                return got if miso_connected else [0] * len(data)
         now = self.clock.monotonic_ns()
         end = now + int(len(data) * 8e9 / speed_hz)
         out: list[int] | None = None
