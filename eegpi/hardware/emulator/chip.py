@@ -544,11 +544,8 @@ class Ads1299Emulator:
             word_delay_usecs: gap between bytes (spidev ``word_delay_usecs``), which counts
                 towards tSDECODE.
         """
-        if not self.cfg.late_read_every and self.clock.realtime:
-            # No late-read fault and no wire time to pass: only the transaction itself.
-            return self._transfer(data, speed_hz, delay_usecs, cs_setup_ns, word_delay_usecs)
-        stall_s = self._late_read_stall()
-        at = self.cfg.late_read_at
+        stall_s = self._late_read_stall() if self.cfg.late_read_every else 0.0
+        at = self.cfg.late_read_at if stall_s else ""  # no stall: no sleep(0) calls
         # The host stalls around its read (outside the lock, so DRDY edges keep falling and
         # being seen meanwhile): before it, later results overwrite the one it was woken for;
         # during or after it, the result is latched but the host's clock reads come late.

@@ -108,6 +108,9 @@ class VirtualClock(EmulatorClock):
         self._now_ns = time.monotonic_ns()
         self._lock = threading.Lock()
         self._moved = threading.Condition(self._lock)
+        self._waiting = 0
+        """Threads in :meth:`wait_moved`: time moves without a notify (a Python call chain)
+        while there are none, as in a reader's every wait and read."""
 
     def wait_moved(self, since_ns: int, timeout: float) -> bool:
         """Wait (in real time) until someone moves time past ``since_ns``; False on timeout.
@@ -116,7 +119,11 @@ class VirtualClock(EmulatorClock):
         edges fall only as fast as they are read, as the gpiod stand-in's do.
         """
         with self._moved:
-            return self._moved.wait_for(lambda: self._now_ns > since_ns, timeout)
+            self._waiting += 1
+            try:
+                return self._moved.wait_for(lambda: self._now_ns > since_ns, timeout)
+            finally:
+                self._waiting -= 1
 
     def monotonic_ns(self) -> int:
         return self._now_ns
@@ -125,10 +132,12 @@ class VirtualClock(EmulatorClock):
         if seconds > 0:
             with self._lock:
                 self._now_ns += int(seconds * 1e9)
-                self._moved.notify_all()
+                if self._waiting:
+                    self._moved.notify_all()
 
     def sleep_until(self, t_ns: int, spin_ns: int = 0) -> None:
         with self._lock:
             if t_ns > self._now_ns:
                 self._now_ns = t_ns
-                self._moved.notify_all()
+                if self._waiting:
+                    self._moved.notify_all()
