@@ -592,7 +592,7 @@ class Ads1299Source(SourceStage):
             self._taken_end = int(raw.seq[-1]) + 1
         decoded = decode_frames(raw.frames, self._snapshot.chips, self._snapshot.channels_per_chip)
         valid = decoded.valid
-        all_valid = bool(valid.all())
+        all_valid = bool(np.logical_and.reduce(valid))  # True for none, as ``all`` is
         if not all_valid:
             self._corrupt += int((~valid).sum())
             self._check_alignment(decoded.status, valid)
