@@ -19,6 +19,7 @@ import mmap
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,11 @@ class NamedSemaphore:
     """A POSIX named semaphore a child can open from its pickled form (at any time, not only
     while spawning), with the ``acquire``/``release`` of ``multiprocessing.Semaphore``."""
 
+    acquire: Callable[..., bool]
+    """``acquire(block=True, timeout=None) -> bool``: the C method itself, bound once (a
+    Python wrapper would add a call to every wait and every ring lock, several a tick)."""
+    release: Callable[[], None]
+
     def __init__(self, value: int = 0, maxvalue: int | None = None) -> None:
         limit = _multiprocessing.SemLock.SEM_VALUE_MAX if maxvalue is None else maxvalue
         for _ in range(100):
@@ -51,6 +57,7 @@ class NamedSemaphore:
         else:
             raise FileExistsError(errno.EEXIST, "no free semaphore name")
         self.name = name
+        self._bind()
 
     def __getstate__(self) -> tuple[Any, ...]:
         sem = self._sem
@@ -59,12 +66,11 @@ class NamedSemaphore:
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self._sem = _multiprocessing.SemLock._rebuild(*state)
         self.name = state[3]
+        self._bind()
 
-    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
-        return bool(self._sem.acquire(block, timeout))
-
-    def release(self) -> None:
-        self._sem.release()
+    def _bind(self) -> None:
+        self.acquire = self._sem.acquire
+        self.release = self._sem.release
 
     def unlink(self) -> None:
         """Remove the name (the semaphore stays usable for whoever opened it); idempotent."""
