@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from bench.realtime import _pid_cpu_s
 from eegpi.ads1299.settings import chain_settings
 from eegpi.hardware import open_device
 from eegpi.hardware.acquisition import Acquisition
@@ -197,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     first_seq = last_end = -1
     try:
         source.start()
-        cpu0, wall0 = _cpu_s(), time.monotonic()
+        child = source._process.pid if source._process is not None else None
+        cpu0, child0, wall0 = _cpu_s(), _pid_cpu_s(child), time.monotonic()
         while time.monotonic() - wall0 < args.seconds:
             block = source.read(1.0)
             if block is None:
@@ -208,12 +210,11 @@ def main(argv: list[str] | None = None) -> None:
             samples += block.n_samples
             last_end = block.end_seq
         wall = time.monotonic() - wall0
-        cpu = _cpu_s() - cpu0
+        cpu, child_cpu = _cpu_s() - cpu0, _pid_cpu_s(child) - child0
         stats = source.stats()
         acq = source._acq
         priority = acq.priority_set if acq is not None else False
         nice = acq.nice_set if acq is not None else False
-        child = source._process.pid if source._process is not None else None
     finally:
         source.close()
 
@@ -235,6 +236,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  throughput             {samples / wall:.0f} frames/s")
     where = "this process" if child is None else "this process, not the acquisition process"
     print(f"  CPU                    {100 * cpu / wall:.1f} % of one core ({where})")
+    if child is not None:
+        print(
+            f"  CPU acquisition proc.  {100 * child_cpu / wall:.2f} % of one core (CPU time from "
+            "/proc, emulated chip included)"
+        )
     print(
         f"  scheduling             SCHED_FIFO {'granted' if priority else 'not used'}, "
         f"nice {'-15 granted' if nice else 'unchanged'}"
