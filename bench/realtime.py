@@ -55,6 +55,9 @@ class _NullPublisher:
     def flush(self) -> None:
         pass
 
+    def wanted(self, topic: str) -> bool:
+        return True  # as with clients watching: the pipeline ticks at tick_ms
+
 
 def _self_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)

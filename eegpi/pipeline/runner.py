@@ -282,10 +282,16 @@ class PipelineRunner:
         src_name = self.spec.source.name
         publisher = self._ctx.publisher
         updates = self._updates
+        # Stages that can be awaited (sinks), and the markers topic every run may publish:
+        # while none is, the source gathers its longer idle tick.
+        awaitable = [s.awaited for s in self._stages if type(s).awaited is not Stage.awaited]
         try:
             while not self._stop.is_set():
                 if updates:
                     updates.apply(self._apply_update)
+                source.idle = not (
+                    publisher.wanted(MARKERS_TOPIC) or any(awaited() for awaited in awaitable)
+                )
                 block = source.read(_READ_TIMEOUT_S)
                 if block is None:
                     continue

@@ -56,6 +56,9 @@ class TopicPublisher(Protocol):
     def publish_event(self, topic: str, event: Mapping[str, Any]) -> None:
         """Hand one event (a marker as JSON-ready fields) to the broker; never blocks."""
 
+    def wanted(self, topic: str) -> bool:
+        """Someone receives ``topic`` now (a subscriber): its blocks should not wait."""
+
 
 class NullPublisher:
     """A publisher that discards everything: for running stages outside the daemon."""
@@ -74,6 +77,9 @@ class NullPublisher:
 
     def publish_event(self, topic: str, event: Mapping[str, Any]) -> None:
         pass
+
+    def wanted(self, topic: str) -> bool:
+        return True  # outside the daemon, run at the latency a subscriber would get
 
 
 def _no_markers(markers: Sequence[Marker]) -> None:
@@ -133,6 +139,12 @@ class Stage(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; called once, also after a failure."""
 
+    def awaited(self) -> bool:
+        """Someone waits for this stage's output right now (a subscribed topic, an LSL
+        consumer). While no stage of a pipeline is awaited, its source may gather a longer
+        tick (``idle_tick_ms``): nobody sees the latency, and the pipeline wakes far less."""
+        return False
+
     live_params: ClassVar[tuple[str, ...]] = ()
     """Params that may change while the pipeline runs (``UpdateStage``); the others need a
     restart, which reads the pipeline file again."""
@@ -176,6 +188,9 @@ class SourceStage(Stage):
     input_ports: ClassVar[tuple[str, ...]] = ()
     claims_device: ClassVar[bool] = False
     """True when two running pipelines cannot both use this source (one ADS1299)."""
+    idle = False
+    """Set by the runner before each ``read``: no stage's output is awaited, so the source
+    may gather a longer tick (it need not)."""
 
     @abstractmethod
     def start(self) -> None:

@@ -53,6 +53,12 @@ class RecordingPublisher:
         self.ops.append("|")
         self.flushes += 1
 
+    watching: frozenset[str] | None = None
+    """Topics a client subscribes to; None: every topic (as outside the daemon)."""
+
+    def wanted(self, topic: str) -> bool:
+        return self.watching is None or topic in self.watching
+
 
 @dataclass(frozen=True)
 class BoomParams:

@@ -164,6 +164,11 @@ class LslOutlet(Stage):
         self.pushed += n
         return {}
 
+    def awaited(self) -> bool:
+        """An inlet is connected: it gets each tick as it happens, not the idle cadence's."""
+        outlet = self._outlet
+        return outlet is not None and bool(outlet.have_consumers())
+
     def add_markers(self, markers: Sequence[Marker]) -> None:
         """Push events to the marker outlet, each at its own time (from any thread)."""
         with self._lock:

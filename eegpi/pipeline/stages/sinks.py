@@ -59,6 +59,10 @@ class WebSocketSink(Stage):
             self._publisher.publish(self.params.topic, block)
         return {}
 
+    def awaited(self) -> bool:
+        publisher = self._publisher
+        return publisher is not None and publisher.wanted(self.params.topic)
+
     def close(self) -> None:
         if self._publisher is not None:
             self._publisher.retract(self.params.topic)

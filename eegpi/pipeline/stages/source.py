@@ -87,6 +87,9 @@ TICK_MS_DEFAULT = 8.0
 """Default ``tick_ms``: below the broker's default 10 ms batching latency, so a message still
 leaves with its oldest sample under 10 ms old."""
 TICK_MS_MAX = 50.0
+IDLE_TICK_MS_DEFAULT = 100.0
+"""Default ``idle_tick_ms``: ten wake-ups a second for a pipeline nobody watches."""
+IDLE_TICK_MS_MAX = 1000.0
 _TICK_MARGIN_S = 0.002
 """Extra wait for a tick's last frame before running on what arrived (a conversion was lost)."""
 _MAX_BLOCK_S = 0.02
@@ -168,6 +171,10 @@ class Ads1299SourceParams:
     tick_ms: float = TICK_MS_DEFAULT
     """Longest a sample waits for the pipeline to run on it, 0..50 ms: the pipeline runs once
     per this much signal instead of once per sample (0: once per frame)."""
+    idle_tick_ms: float = IDLE_TICK_MS_DEFAULT
+    """The tick while no stage's output is awaited (no subscriber of its topics or of
+    ``markers``, no LSL inlet), 0..1000 ms: recording and counting go on, ten wake-ups a
+    second instead of a hundred. 0, or not more than ``tick_ms``: always ``tick_ms``."""
     channel_names: Sequence[str] | None = None
     """Electrode names, one per channel of the whole chain in order (``[Fp1, Fp2, ...]``);
     unique, 1-16 printable ASCII characters. Default ``ch1`` .. ``chN``."""
@@ -185,6 +192,13 @@ class Ads1299SourceParams:
         """Frames one tick waits for: the first plus those due within ``tick_ms``."""
         return 1 + int(self.sample_rate * self.tick_ms / 1000.0)
 
+    @property
+    def idle_tick_frames(self) -> int:
+        """Frames a tick waits for while nothing is awaited."""
+        if self.idle_tick_ms <= self.tick_ms:
+            return self.tick_frames
+        return 1 + int(self.sample_rate * self.idle_tick_ms / 1000.0)
+
     def __post_init__(self) -> None:
         tick = self.tick_ms
         number = isinstance(tick, int | float) and not isinstance(tick, bool)
@@ -193,6 +207,14 @@ class Ads1299SourceParams:
                 f"tick_ms: {tick!r} is not a number of milliseconds from 0 to {TICK_MS_MAX:g}"
             )
         object.__setattr__(self, "tick_ms", float(tick))
+        idle = self.idle_tick_ms
+        number = isinstance(idle, int | float) and not isinstance(idle, bool)
+        if not number or not 0 <= idle <= IDLE_TICK_MS_MAX:
+            raise ValueError(
+                f"idle_tick_ms: {idle!r} is not a number of milliseconds from 0 to "
+                f"{IDLE_TICK_MS_MAX:g}"
+            )
+        object.__setattr__(self, "idle_tick_ms", float(idle))
         if isinstance(self.sample_rate, bool) or not isinstance(self.sample_rate, int):
             raise ValueError(f"sample_rate: {self.sample_rate!r} is not an integer")
         DataRate.from_sps(self.sample_rate)
@@ -521,7 +543,7 @@ class Ads1299Source(SourceStage):
         settings = self._settings(snap.channels_per_chip, self._cfg, params)  # before any stop
         acq.stop()  # conversions end; what the ring holds was converted with the old settings
         if acq.available:
-            self._split(acq)  # handed on (with the old meta) before any new block
+            self._split(acq, self._max_block)  # handed on (with the old meta) before any new block
         try:
             self._restart(settings, acq)
         except HardwareError as exc:
@@ -551,7 +573,8 @@ class Ads1299Source(SourceStage):
         acq = self._acq
         if acq is None:
             return None
-        want = self.params.tick_frames
+        idle = self.idle
+        want = self.params.idle_tick_frames if idle else self.params.tick_frames
         # One wait per tick: the frames of a tick arrive within want / rate of the previous
         # tick's end; the margin only matters when a conversion was lost.
         span = want / self.params.sample_rate + _TICK_MARGIN_S
@@ -562,7 +585,7 @@ class Ads1299Source(SourceStage):
                 if left <= span:
                     return None
                 continue
-            self._split(acq)
+            self._split(acq, max(self._max_block, want) if idle else self._max_block)
             if self._pending:
                 return self._emit()
             self._account(self._taken_end)  # every frame taken failed the status check
@@ -585,7 +608,8 @@ class Ads1299Source(SourceStage):
             self._dropped += upto - self._accounted
             self._accounted = upto
 
-    def _split(self, acq: FrameSource) -> None:
+    def _split(self, acq: FrameSource, cap: int) -> None:
+        """Decode what waits in ``acq`` into blocks of at most ``cap`` frames (one, usually)."""
         assert self._snapshot is not None and self._meta is not None
         raw = acq.take()
         if len(raw):
@@ -606,7 +630,7 @@ class Ads1299Source(SourceStage):
         n = len(seq)
         clock = self._clock
         one_run = n and all_valid and int(seq[-1]) - int(seq[0]) == n - 1
-        if one_run and n <= self._max_block:  # the usual tick: one block
+        if one_run and n <= cap:  # the usual tick: one block
             clock.feed(seq, raw.edge_ns)
             self.markers.tick(seq, decoded.status, valid)
             self._pending.append(
@@ -623,7 +647,6 @@ class Ads1299Source(SourceStage):
             self.markers.tick(seq, decoded.status, valid)
         # Run boundaries: a slot gap, or an invalid frame (dropped, so its slot becomes a gap).
         breaks = np.flatnonzero((np.diff(seq) != 1) | ~valid[1:] | ~valid[:-1]) + 1
-        cap = self._max_block
         for run in np.split(np.arange(len(seq)), breaks):
             if len(run) == 0 or not valid[run[0]]:
                 continue
