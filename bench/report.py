@@ -175,9 +175,10 @@ def render(m: Machine, rows: list[Row], notes: list[str]) -> str:
         "So does CPU time, on a virtual machine, for processes that wake hundreds of times a "
         "second: waking an idle virtual CPU is charged to the thread it wakes, so the same "
         "daemon measures higher on an idle host than on a busy one (the default pipeline's "
-        "tree at 250 SPS, no client, on the 2-core development VM: 16 % of a core with both "
-        "cores otherwise idle, 9.6 % with both busy). Compare runs made under the same load "
-        "(`--load N` starts N busy loops beside the run).",
+        "tree at 250 SPS with 10 clients, on the 2-core development VM, with one busy loop "
+        "beside it: 13.9 % of a core in a run that began on an otherwise idle host, 7.9-10.2 % "
+        "in one on a host busy throughout). Compare runs made under the same load (`--load N` "
+        "starts N busy loops beside the run), and against pieeg-server in the same run.",
         "",
         f"- **Machine**: {m.cpu_model}, {m.cores} cores; {m.kernel}; Python {m.python}",
         f"- **eegpi**: {m.commit}",
