@@ -27,8 +27,6 @@ class StatusChanges:
 
     def __init__(self) -> None:
         self._current = asyncio.Event()
-        self.fired = 0
-        """Changes so far (a count for tests and diagnostics)."""
 
     def ticket(self) -> Ticket:
         """Take this before reading the state you will wait on."""
@@ -36,7 +34,6 @@ class StatusChanges:
 
     def fire(self) -> None:
         """Something followers watch changed: wake every ticket taken so far."""
-        self.fired += 1
         current, self._current = self._current, asyncio.Event()
         current.set()
 

@@ -16,6 +16,7 @@ from eegpi.daemon.systemd import Notifier
 from eegpi.hardware.config import DeviceConfig, EmulatorConfig
 from eegpi.pipeline.stage import NullPublisher
 from eegpi.status import PipelineState
+from tests.daemon.test_supervisor_bugs import give_up
 
 PIPELINE = """\
 name: calm
@@ -117,13 +118,5 @@ async def test_a_run_that_fails_after_it_was_up_is_seen_without_polling(tmp_path
     """DRDY stops after 100 conversions, so every run comes up, then fails. Unnoticed, a run
     that is up would wait ``_SAFETY_S`` (30 s) for its next look; the change wakes it."""
     manager = _manager(tmp_path, EmulatorConfig(stuck_drdy_after=100))
-    policy = AutostartRetry(initial_delay_s=0.01, max_delay_s=0.01, max_attempts=2)
-    supervisor = AutostartSupervisor(manager, ["calm"], policy, Notifier(), manager.changes)
-    supervisor.start()
-    try:
-        await asyncio.wait_for(supervisor.gave_up.wait(), 25)
-    finally:
-        await supervisor.close()
-        await manager.stop_all()
-    assert "failed 2 time(s) in a row" in supervisor.reason
+    supervisor = await give_up(manager, "calm", within=25)
     assert "DRDY" in supervisor.reason

@@ -74,17 +74,21 @@ def _manager(tmp_path: Path, stage: str = "test_open_bug") -> PipelineManager:
     return manager
 
 
-async def _give_up(manager: PipelineManager) -> AutostartSupervisor:
+async def give_up(
+    manager: PipelineManager, name: str = "buggy", within: float = 60
+) -> AutostartSupervisor:
+    """Supervise ``name`` until the supervisor gives up after two failures (within ``within``
+    seconds), then check it says so and left the pipeline FAILED."""
     policy = AutostartRetry(initial_delay_s=0.01, max_delay_s=0.01, max_attempts=2)
-    supervisor = AutostartSupervisor(manager, ["buggy"], policy, Notifier(), manager.changes)
+    supervisor = AutostartSupervisor(manager, [name], policy, Notifier(), manager.changes)
     supervisor.start()
     try:
-        await asyncio.wait_for(supervisor.gave_up.wait(), 60)
+        await asyncio.wait_for(supervisor.gave_up.wait(), within)
     finally:
         await supervisor.close()
         await manager.stop_all()
     assert "failed 2 time(s) in a row" in supervisor.reason
-    (status,) = manager.status("buggy")
+    (status,) = manager.status(name)
     assert status.state is PipelineState.FAILED
     return supervisor
 
@@ -92,7 +96,7 @@ async def _give_up(manager: PipelineManager) -> AutostartSupervisor:
 async def test_a_stage_that_raises_at_open_is_retried_then_given_up(
     tmp_path: Path, open_bug_registered: None
 ) -> None:
-    supervisor = await _give_up(_manager(tmp_path))
+    supervisor = await give_up(_manager(tmp_path))
     assert "a bug in a plug-in" in supervisor.reason
 
 
@@ -107,5 +111,5 @@ async def test_an_unexpected_exception_from_start_is_retried_then_given_up(
     monkeypatch.setattr(PipelineRunner, "start", broken_start)
     (tmp_path / "ok").mkdir()
     manager = _manager(tmp_path / "ok", stage="to_voltage")
-    supervisor = await _give_up(manager)
+    supervisor = await give_up(manager)
     assert "internal error: RuntimeError: a bug in the runner" in supervisor.reason

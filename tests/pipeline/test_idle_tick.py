@@ -9,12 +9,9 @@ import threading
 
 import pytest
 
-from eegpi.pipeline.runner import PipelineRunner
-from eegpi.pipeline.spec import parse_pipeline
-from eegpi.pipeline.stage import StageContext
 from eegpi.pipeline.stages.source import Ads1299SourceParams
 from eegpi.stream import Block
-from tests.pipeline.test_runner import VIRTUAL, RecordingPublisher, _spec
+from tests.pipeline.test_runner import RecordingPublisher, run_until_enough
 
 RATE = 250
 TICK = Ads1299SourceParams(sample_rate=RATE).tick_frames  # 3 frames
@@ -51,13 +48,7 @@ def test_the_default_idle_tick_is_longer_than_the_tick() -> None:
 
 def test_idle_ticks_are_long_watched_ticks_short_and_the_stream_continues() -> None:
     pub = Phases(every=400)
-    runner = PipelineRunner(parse_pipeline(_spec()), StageContext("t", VIRTUAL, pub))
-    runner.open()
-    runner.start()
-    try:
-        assert pub.enough.wait(60), "no data reached the sinks"
-    finally:
-        runner.stop()
+    runner = run_until_enough(pub, timeout=60)
     blocks = pub.blocks["raw"]
     phases = pub.phase_of[: len(blocks)]
     runs = [

@@ -125,15 +125,23 @@ def _spec(extra_stage: str = "", **extra_params: object) -> dict:  # type: ignor
     return {"name": "t", "stages": stages}
 
 
-def test_blocks_flow_through_the_dag_with_fan_out() -> None:
-    pub = RecordingPublisher(want=1000)
-    runner = PipelineRunner(parse_pipeline(_spec()), StageContext("t", VIRTUAL, pub))
+def run_until_enough(
+    pub: RecordingPublisher, timeout: float = 30, device: DeviceConfig = VIRTUAL
+) -> PipelineRunner:
+    """Run ``_spec()`` on ``device`` until ``pub`` has what it wants; returns the stopped runner."""
+    runner = PipelineRunner(parse_pipeline(_spec()), StageContext("t", device, pub))
     runner.open()
     runner.start()
     try:
-        assert pub.enough.wait(30), "no data reached the sinks"
+        assert pub.enough.wait(timeout), "no data reached the sinks"
     finally:
         runner.stop()
+    return runner
+
+
+def test_blocks_flow_through_the_dag_with_fan_out() -> None:
+    pub = RecordingPublisher(want=1000)
+    runner = run_until_enough(pub)
     assert set(pub.declared) == {"raw", "low"} and pub.declared["low"].units == "uV"
     for topic in ("raw", "low"):
         blocks = pub.blocks[topic]
@@ -148,13 +156,7 @@ def test_blocks_flow_through_the_dag_with_fan_out() -> None:
 
 def test_the_publisher_is_flushed_once_per_tick_after_every_sink_published() -> None:
     pub = RecordingPublisher(want=300)
-    runner = PipelineRunner(parse_pipeline(_spec()), StageContext("t", VIRTUAL, pub))
-    runner.open()
-    runner.start()
-    try:
-        assert pub.enough.wait(30), "no data reached the sinks"
-    finally:
-        runner.stop()
+    run_until_enough(pub)
     ticks = "".join(op if op == "|" else op[0] for op in pub.ops).split("|")
     assert ticks[-1] == "", "something was published after the last flush"
     # one flush per tick, and each tick published both topics before it

@@ -481,15 +481,8 @@ class LineRequest:
         seqno, ts = stamps[0]
         base = self._global
         self._global = base + count
-        event: EdgeEvent = _new(EdgeEvent)  # as _edge_event, without the call
-        event.__dict__.update(
-            event_type=EdgeType.FALLING_EDGE,
-            timestamp_ns=ts,
-            line_offset=line.offset,
-            global_seqno=seqno if self._single else base + count,
-            line_seqno=seqno,
-        )
-        self._events.append(event)
+        glob = seqno if self._single else base + count
+        self._events.append(_edge_event(ts, line.offset, glob, seqno))
 
     def wait_edge_events(self, timeout: timedelta | float | None = None) -> bool:
         """True once an edge event is waiting; False after ``timeout`` seconds.
