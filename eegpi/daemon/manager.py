@@ -254,7 +254,8 @@ class PipelineManager:
 
     def preload(self, names: Iterable[str]) -> None:
         """Start importing, in the background, what the named pipelines' stages will need when
-        they open (scipy.signal for filters), while the servers start up."""
+        they open (scipy's filter kernel, scipy.signal for decimate and band_power), while the
+        servers start up."""
         specs = [self._entries[n].spec for n in names if n in self._entries]
         preload(m for spec in specs for st in spec.stages for m in st.cls.preload)
 

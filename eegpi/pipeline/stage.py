@@ -121,8 +121,9 @@ class Stage(ABC):
     topic_param: ClassVar[str | None] = None
     """Name of the param holding the topic this stage publishes (sinks), for duplicate checks."""
     preload: ClassVar[tuple[str, ...]] = ()
-    """Slow-to-import modules ``open`` will need; the runner imports them in the background
-    while the source waits for the chip (see :mod:`eegpi.lazy`)."""
+    """Slow-to-import modules ``open`` will need (or ``module:function`` loaders); the runner
+    imports them in the background while the source waits for the chip (see
+    :mod:`eegpi.lazy`)."""
 
     def __init__(self, name: str, params: Any) -> None:
         self.name = name

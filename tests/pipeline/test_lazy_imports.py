@@ -1,4 +1,5 @@
-"""Loading pipelines never imports scipy.signal; opening a filter does (eegpi/lazy.py)."""
+"""Loading pipelines never imports scipy.signal, nor does opening and running a filter
+(eegpi/lazy.py, eegpi/pipeline/stages/kernel.py); decimate imports it when it opens."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def test_validating_every_shipped_pipeline_leaves_scipy_signal_unimported() -> N
     assert out == "False"
 
 
-def test_opening_a_filter_imports_scipy_signal_and_filters_as_before() -> None:
+def test_a_filter_opens_and_filters_as_scipy_does_without_importing_scipy_signal() -> None:
     out = _run(
         """
         import sys
@@ -54,15 +55,34 @@ def test_opening_a_filter_imports_scipy_signal_and_filters_as_before() -> None:
         stage.open({"in": meta}, StageContext("p", DeviceConfig(backend="mock"), NullPublisher()))
         x = np.random.default_rng(1).standard_normal((100, 2))
         y = stage.process({"in": Block(x, 0, 0.0, meta)})["out"].data
+        imported = "scipy.signal" in sys.modules
         from scipy import signal
         zi = signal.sosfilt_zi(stage.sos)[:, :, None] * x[0]
         ref, _ = signal.sosfilt(stage.sos, x, axis=0, zi=zi)
-        print("scipy.signal" in sys.modules, float(np.max(np.abs(y - ref))))
+        print(imported, float(np.max(np.abs(y - ref))))
         """
     )
     imported, err = out.split()
-    assert imported == "True"
-    assert float(err) < 1e-9
+    assert imported == "False"
+    assert float(err) == 0.0
+
+
+def test_opening_a_decimate_stage_imports_scipy_signal() -> None:
+    out = _run(
+        """
+        import sys
+        from eegpi.pipeline.stages.filters import Decimate, DecimateParams
+        from eegpi.pipeline.stage import NullPublisher, StageContext
+        from eegpi.hardware.config import DeviceConfig
+        from eegpi.stream import StreamMeta
+        stage = Decimate("d", DecimateParams(factor=2))
+        meta = StreamMeta(sample_rate=250, channels=("a",), units="uV")
+        before = "scipy.signal" in sys.modules
+        stage.open({"in": meta}, StageContext("p", DeviceConfig(backend="mock"), NullPublisher()))
+        print(before, "scipy.signal" in sys.modules)
+        """
+    )
+    assert out == "False True"
 
 
 def test_lazy_module_imports_on_first_attribute() -> None:
@@ -79,3 +99,17 @@ def test_preload_imports_in_the_background_and_skips_what_is_loaded() -> None:
         thread.join(60)
         assert not thread.is_alive()
     assert "eegpi.pipeline.stages.sos" in sys.modules
+
+
+def test_preload_runs_a_loader_named_module_colon_function() -> None:
+    out = _run(
+        """
+        import sys
+        from eegpi.lazy import preload
+        from eegpi.pipeline.stages import kernel
+        thread = preload(["eegpi.pipeline.stages.kernel:sosfilt"])
+        thread.join(60)
+        print(kernel.KERNEL_MODULE in sys.modules, "scipy.signal" in sys.modules)
+        """
+    )
+    assert out == "True False"

@@ -2,12 +2,14 @@
 ``decimate``.
 
 Every filter is designed once in ``open`` as second-order sections at the input's sample rate
-and then run through :class:`~eegpi.pipeline.stages.sos.SosState` (scipy's ``sosfilt`` kernel
-without its per-call validation), carrying the per-channel state from one block to the next.
-The state is initialised from the first sample of the stream (the filter's step-response
-steady state scaled by that sample), so a stream that starts at a DC offset shows no start-up
-transient. Because the state is carried, filtering a stream block by block gives the same
-output as filtering it in one call, whatever the block sizes (zero-sample blocks included).
+(Butterworth and notch by :mod:`~eegpi.pipeline.stages.design`, without importing
+``scipy.signal``) and then run through :class:`~eegpi.pipeline.stages.sos.SosState` (scipy's
+``sosfilt`` kernel without its per-call validation), carrying the per-channel state from one
+block to the next. The state is initialised from the first sample of the stream (the filter's
+step-response steady state scaled by that sample), so a stream that starts at a DC offset shows
+no start-up transient. Because the state is carried, filtering a stream block by block gives
+the same output as filtering it in one call, whatever the block sizes (zero-sample blocks
+included).
 
 A filter's params may change while it runs (``live_params``: cut-offs and order, the notch's
 frequency, quality, harmonics and ``enabled``): the new filter is designed at the same rate and
@@ -42,10 +44,11 @@ from eegpi.exc import ConfigError, StageError
 from eegpi.lazy import LazyModule
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import Stage, StageContext
+from eegpi.pipeline.stages.design import butter_sos, notch_sos
 from eegpi.pipeline.stages.sos import SosState
 from eegpi.stream import Block, StreamMeta
 
-signal: Any = LazyModule("scipy.signal")  # imported when a filter is designed
+signal: Any = LazyModule("scipy.signal")  # imported when a decimate stage is designed
 
 __all__ = [
     "Bandpass",
@@ -114,7 +117,7 @@ def _as_float_samples(block: Block, n_channels: int, stage: str) -> FloatArray:
 class FilterStage(Stage):
     """A causal SOS filter applied per channel with state carried across blocks."""
 
-    preload = ("scipy.signal",)
+    preload = ("eegpi.pipeline.stages.kernel:sosfilt",)
 
     def __init__(self, name: str, params: Any) -> None:
         super().__init__(name, params)
@@ -186,10 +189,7 @@ class _CutoffFilter(FilterStage):
     def design(self, sample_rate: float, params: Any = None) -> FloatArray:
         p: CutoffParams = params or self.params
         _below_nyquist("cutoff_hz", p.cutoff_hz, sample_rate)
-        sos: FloatArray = signal.butter(
-            p.order, p.cutoff_hz, btype=self.btype, fs=sample_rate, output="sos"
-        )
-        return sos
+        return butter_sos(p.order, p.cutoff_hz, self.btype, sample_rate)
 
 
 @register
@@ -240,10 +240,7 @@ class Bandpass(FilterStage):
     def design(self, sample_rate: float, params: Any = None) -> FloatArray:
         p: BandpassParams = params or self.params
         _below_nyquist("high_hz", p.high_hz, sample_rate)
-        sos: FloatArray = signal.butter(
-            p.order, [p.low_hz, p.high_hz], btype="bandpass", fs=sample_rate, output="sos"
-        )
-        return sos
+        return butter_sos(p.order, (p.low_hz, p.high_hz), "bandpass", sample_rate)
 
 
 @dataclass(frozen=True)
@@ -269,7 +266,7 @@ class NotchParams:
 
 @register
 class Notch(FilterStage):
-    """IIR notch (scipy ``iirnotch``) at mains frequency and optionally its harmonics."""
+    """IIR notch (scipy's ``iirnotch`` design) at mains frequency and optionally its harmonics."""
 
     type_name = "notch"
     Params = NotchParams
@@ -288,8 +285,7 @@ class Notch(FilterStage):
                     f"harmonics: {p.harmonics} puts harmonic {k} at {freq:g} Hz, at or above "
                     f"the Nyquist frequency {sample_rate / 2:g} Hz; use harmonics: {k - 1}"
                 )
-            b, a = signal.iirnotch(freq, p.quality, fs=sample_rate)
-            sections.append(signal.tf2sos(b, a))
+            sections.append(notch_sos(freq, p.quality, sample_rate))
         return np.vstack(sections)
 
 

@@ -6,51 +6,31 @@ was most of what a filter stage cost. :class:`SosState` validates once, keeps th
 layout scipy's compiled kernel works on, and calls that kernel directly (2 us per call). The
 kernel is the one ``sosfilt`` itself ends in, so the output is bit-for-bit the same; where a
 scipy release does not have it under that name, the public function is used instead.
+
+The kernel's module is loaded without ``scipy.signal``'s ``__init__`` (:mod:`.kernel`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from eegpi.lazy import LazyModule
+from eegpi.pipeline.stages.design import sosfilt_zi
+from eegpi.pipeline.stages.kernel import Kernel, sosfilt
 
-signal: Any = LazyModule("scipy.signal")  # imported when a filter is designed
+signal: Any = LazyModule("scipy.signal")  # only where the compiled kernel is missing
 
 __all__ = ["SosState", "compiled_kernel"]
 
 FloatArray = npt.NDArray[np.float64]
 
-_Kernel = Callable[[FloatArray, FloatArray, FloatArray], None]
-
-
-def _find_kernel() -> _Kernel | None:
-    try:
-        from scipy.signal._sosfilt import _sosfilt  # compiled; filters x in place
-    except ImportError:  # pragma: no cover - depends on the scipy release
-        return None
-    kernel: _Kernel = _sosfilt
-    return kernel
-
-
-_UNSET: Any = object()
-_KERNEL: _Kernel | None = _UNSET
-"""Looked up on first use: importing it imports scipy.signal (see :mod:`eegpi.lazy`)."""
-
-
-def _kernel() -> _Kernel | None:
-    global _KERNEL
-    if _KERNEL is _UNSET:
-        _KERNEL = _find_kernel()
-    return _KERNEL
-
 
 def compiled_kernel() -> bool:
     """True when scipy's compiled kernel is called directly (the fast path)."""
-    return _kernel() is not None
+    return sosfilt() is not None
 
 
 class SosState:
@@ -69,7 +49,7 @@ class SosState:
         self.n_channels = n_channels
         self._zi: FloatArray | None = None
         """(channels, sections, 2), C-contiguous: the kernel's own layout."""
-        self._kernel: _Kernel | None = None
+        self._kernel: Kernel | None = None
 
     @property
     def started(self) -> bool:
@@ -84,10 +64,10 @@ class SosState:
         if x.shape[0] == 0:
             return np.zeros((0, self.n_channels))
         if self._zi is None:
-            zi0 = signal.sosfilt_zi(self.sos)  # (sections, 2)
+            zi0 = sosfilt_zi(self.sos)  # (sections, 2)
             first = np.asarray(x[0], dtype=np.float64)
             self._zi = np.ascontiguousarray(first[:, np.newaxis, np.newaxis] * zi0[np.newaxis])
-            self._kernel = _kernel()
+            self._kernel = sosfilt()
         kernel = self._kernel
         if kernel is None:  # pragma: no cover - depends on the scipy release
             zi = np.moveaxis(self._zi, 0, -1)  # (sections, 2, channels)
