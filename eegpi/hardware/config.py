@@ -55,6 +55,10 @@ class EmulatorConfig:
 
     realtime: bool = True
     """DRDY at the programmed data rate in wall-clock time; False = as fast as read."""
+    virtual_speed: float = 0.0
+    """With ``realtime: false``: virtual time runs at most this many times faster than the
+    wall clock (0 = no limit). Nothing is lost either way; a bound keeps the data rate within
+    what consumers (a test's WebSocket client on a busy host) can take."""
     seed: int = 0
     """Seed of the synthetic EEG, so runs are reproducible."""
     id_register: int = 0x3E
@@ -174,6 +178,11 @@ class EmulatorConfig:
         if ext is not None and not 1.5e6 <= ext <= 2.25e6:
             raise ValueError(
                 f"emulator.external_clock_hz: {ext} is outside the ADS1299's 1.5-2.25 MHz"
+            )
+        speed = self.virtual_speed
+        if isinstance(speed, bool) or not isinstance(speed, int | float) or not 0 <= speed < 1e6:
+            raise ValueError(
+                f"emulator.virtual_speed: {speed!r} is not a factor from 0 (no limit) to 1e6"
             )
         if not 0 <= self.id_register <= 0xFF:
             raise ValueError(f"emulator.id_register: {self.id_register} is not a byte")

@@ -71,7 +71,9 @@ class EmulatedBoard:
     ) -> None:
         self.cfg = cfg
         self.pins = check_pins(pins)
-        self.clock: EmulatorClock = RealtimeClock() if cfg.realtime else VirtualClock()
+        self.clock: EmulatorClock = (
+            RealtimeClock() if cfg.realtime else VirtualClock(cfg.virtual_speed)
+        )
         n = cfg.chips or chips
         if "cs2" in self.pins:
             if n != 2:

@@ -103,9 +103,11 @@ class VirtualClock(EmulatorClock):
 
     realtime = False
 
-    def __init__(self) -> None:
+    def __init__(self, max_speed: float = 0.0) -> None:
         # Start at the host's monotonic time so edge timestamps map to plausible Unix times.
-        self._now_ns = time.monotonic_ns()
+        self._now_ns = self._start_ns = time.monotonic_ns()
+        self._max_speed = max_speed
+        """Virtual time never runs more than this many times ahead of the wall clock; 0: free."""
         self._lock = threading.Lock()
         self._moved = threading.Condition(self._lock)
         self._waiting = 0
@@ -128,14 +130,25 @@ class VirtualClock(EmulatorClock):
     def monotonic_ns(self) -> int:
         return self._now_ns
 
+    def _pace(self, t_ns: int) -> None:
+        """Hold the caller (in real time, without the lock) until ``t_ns`` is allowed."""
+        wall_ns = self._start_ns + (t_ns - self._start_ns) / self._max_speed
+        ahead_s = (wall_ns - time.monotonic_ns()) / 1e9
+        if ahead_s > 0:
+            time.sleep(ahead_s)
+
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
+            if self._max_speed:
+                self._pace(self._now_ns + int(seconds * 1e9))
             with self._lock:
                 self._now_ns += int(seconds * 1e9)
                 if self._waiting:
                     self._moved.notify_all()
 
     def sleep_until(self, t_ns: int, spin_ns: int = 0) -> None:
+        if self._max_speed and t_ns > self._now_ns:
+            self._pace(t_ns)
         with self._lock:
             if t_ns > self._now_ns:
                 self._now_ns = t_ns
