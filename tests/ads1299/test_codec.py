@@ -92,6 +92,32 @@ def test_encode_decode_round_trip_daisy_chain() -> None:
         assert np.array_equal(dec.counts, counts) and np.array_equal(dec.status, status)
 
 
+def test_any_bytes_decode_as_big_endian_twos_complement_words_of_every_chain() -> None:
+    rng = np.random.default_rng(7)
+    for chips in (1, 2, 3, 4):
+        for channels in (4, 6, 8):
+            for n in (0, 1, 3, 160):
+                raw = rng.integers(0, 256, (n, chips * frame_size(channels)), dtype=np.uint8)
+                dec = decode_frames(raw, chips, channels)
+                words = [
+                    [int.from_bytes(bytes(row[i : i + 3]), "big") for i in range(0, len(row), 3)]
+                    for row in raw
+                ]
+                per_chip = channels + 1
+                status = [[w[c * per_chip] for c in range(chips)] for w in words]
+                counts = [
+                    [
+                        w[c * per_chip + 1 + k] - ((w[c * per_chip + 1 + k] >> 23) << 24)
+                        for c in range(chips)
+                        for k in range(channels)
+                    ]
+                    for w in words
+                ]
+                assert dec.status.dtype == np.uint32 and dec.counts.dtype == np.int32
+                assert dec.status.shape == (n, chips) and dec.counts.shape == (n, chips * channels)
+                assert dec.status.tolist() == status and dec.counts.tolist() == counts
+
+
 def test_lsb_matches_the_datasheet_table() -> None:
     table = {1: 0.53644, 2: 0.26822, 4: 0.13411, 6: 0.08941, 8: 0.06706, 12: 0.04470, 24: 0.02235}
     for gain, lsb in table.items():
