@@ -1,15 +1,15 @@
 """The filters the daemon designs itself: Butterworth and notch, as second-order sections.
 
 Why not ``scipy.signal``: importing it loads about 900 modules (scipy.stats, optimize, sparse,
-special...) for these closed-form designs, which is 95 of the 176 MB the daemon and its
-acquisition process held together with the default pipeline running, and half a second of CPU
-(about three seconds on a Pi 4) between a start and its first data. The designs below follow
-``scipy.signal.butter(..., output="sos")`` and ``iirnotch`` step by step (analog prototype,
-frequency transform, pre-warped bilinear transform, scipy's "nearest" pole-zero pairing and
-section order), so the sections agree with scipy's to rounding; ``tests/pipeline/
-test_filter_design.py`` holds them to scipy for every order, type and rate a pipeline accepts.
-Stages whose designs are not closed-form (``decimate``'s Chebyshev and FIR, ``band_power``'s
-Welch estimate) still use ``scipy.signal``.
+special...) for these closed-form designs. With the default pipeline running that was 68 of the
+daemon's 139 MB, and half a second of CPU (about three seconds on a Pi 4) between a start and
+its first data. The designs below follow ``scipy.signal.butter(..., output="sos")`` and
+``iirnotch`` step by step (analog prototype, frequency transform, pre-warped bilinear
+transform, scipy's "nearest" pole-zero pairing and section order): the Butterworth sections are
+scipy's bit for bit, the notch's agree to rounding, and ``tests/pipeline/test_filter_design.py``
+holds them to scipy for every order, type and rate a pipeline accepts. Stages that need more of
+scipy (``decimate``'s Chebyshev and FIR designs, ``band_power``'s Welch estimate) still import
+it.
 """
 
 from __future__ import annotations

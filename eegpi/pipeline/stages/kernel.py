@@ -1,8 +1,8 @@
 """scipy's compiled ``sosfilt`` kernel, loaded without ``scipy.signal``.
 
 ``import scipy.signal`` runs the package's ``__init__``, which imports about 900 modules
-(scipy.stats, optimize, sparse, special...): 80 MB of the daemon's memory and half a second of
-CPU (three seconds on a Pi 4), none of which filtering uses. The kernel's extension module needs
+(scipy.stats, optimize, sparse, special...): tens of MB of the daemon's memory and half a second
+of CPU (three seconds on a Pi 4), none of which filtering uses. The kernel's extension module needs
 only numpy, so it is loaded from its file alone. Filter stages name :func:`sosfilt` in their
 ``preload``, so the load overlaps the chip's bring-up instead of the first tick.
 """
