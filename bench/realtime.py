@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import BusyLoops
+from eegpi.broker.commands import DEFAULT_MAX_LATENCY_MS
 from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import parse_pipeline
@@ -55,8 +56,8 @@ class _NullPublisher:
     def flush(self) -> None:
         pass
 
-    def wanted(self, topic: str) -> bool:
-        return True  # as with clients watching: the pipeline ticks at tick_ms
+    def patience_ms(self, topic: str) -> float | None:
+        return DEFAULT_MAX_LATENCY_MS  # as with clients watching: the pipeline ticks at tick_ms
 
 
 def _self_cpu_s() -> float:

@@ -90,10 +90,11 @@ class LoopPublisher:
         self._sent_meta[topic] = block.meta
         self._put(("publish", topic, block), wake=not getattr(self._ticking, "on", False))
 
-    def wanted(self, topic: str) -> bool:
-        """A client subscribes to ``topic`` (read without a lock: the hub swaps in a new
-        frozenset, and a change seen one tick late costs at most one idle tick)."""
-        return topic in self._hub.watched
+    def patience_ms(self, topic: str) -> float | None:
+        """The smallest ``max_latency_ms`` of ``topic``'s subscribers, None without any (read
+        without a lock: the hub swaps in a new mapping, and a change seen one tick late costs
+        at most one slower tick)."""
+        return self._hub.patience.get(topic)
 
     def retract(self, topic: str) -> None:
         self._sent_meta.pop(topic, None)

@@ -130,6 +130,10 @@ class TopicHub:
         self.watched: frozenset[str] = frozenset()
         """Topics with at least one subscriber; replaced whole (never mutated), so producers on
         other threads may read it without a lock to skip work nobody would receive."""
+        self.patience: Mapping[str, float] = {}
+        """Watched topic -> the smallest ``max_latency_ms`` among its subscribers: how long the
+        most demanding one lets a sample wait. Replaced whole, like :attr:`watched`, so a
+        pipeline thread reads it to tick no faster than its subscribers need."""
 
     # ---- producer side -------------------------------------------------------------------
 
@@ -356,7 +360,12 @@ class TopicHub:
         self._forget_if_unused(entry)
 
     def _update_watched(self) -> None:
-        self.watched = frozenset(name for name, entry in self._topics.items() if entry.groups)
+        self.patience = {
+            name: min(group.max_latency_ms for group in entry.groups.values())
+            for name, entry in self._topics.items()
+            if entry.groups
+        }
+        self.watched = frozenset(self.patience)
 
     def _forget_if_unused(self, entry: _Topic) -> None:
         if entry.meta is None and not entry.groups:

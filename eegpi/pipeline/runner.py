@@ -282,16 +282,21 @@ class PipelineRunner:
         src_name = self.spec.source.name
         publisher = self._ctx.publisher
         updates = self._updates
-        # Stages that can be awaited (sinks), and the markers topic every run may publish:
-        # while none is, the source gathers its longer idle tick.
-        awaitable = [s.awaited for s in self._stages if type(s).awaited is not Stage.awaited]
+        # Stages someone may wait for (sinks), and the markers topic every run may publish:
+        # the source ticks as slowly as the most demanding of them allows.
+        waiting = [
+            s.patience_ms for s in self._stages if type(s).patience_ms is not Stage.patience_ms
+        ]
         try:
             while not self._stop.is_set():
                 if updates:
                     updates.apply(self._apply_update)
-                source.idle = not (
-                    publisher.wanted(MARKERS_TOPIC) or any(awaited() for awaited in awaitable)
-                )
+                patience = publisher.patience_ms(MARKERS_TOPIC)
+                for stage_patience in waiting:
+                    ms = stage_patience()
+                    if ms is not None and (patience is None or ms < patience):
+                        patience = ms
+                source.downstream_patience_ms = patience
                 block = source.read(_READ_TIMEOUT_S)
                 if block is None:
                     continue

@@ -56,8 +56,9 @@ class TopicPublisher(Protocol):
     def publish_event(self, topic: str, event: Mapping[str, Any]) -> None:
         """Hand one event (a marker as JSON-ready fields) to the broker; never blocks."""
 
-    def wanted(self, topic: str) -> bool:
-        """Someone receives ``topic`` now (a subscriber): its blocks should not wait."""
+    def patience_ms(self, topic: str) -> float | None:
+        """How long the most demanding receiver of ``topic`` lets a sample wait before it is
+        sent (its subscription's ``max_latency_ms``); None while nobody receives it."""
 
 
 class NullPublisher:
@@ -78,8 +79,8 @@ class NullPublisher:
     def publish_event(self, topic: str, event: Mapping[str, Any]) -> None:
         pass
 
-    def wanted(self, topic: str) -> bool:
-        return True  # outside the daemon, run at the latency a subscriber would get
+    def patience_ms(self, topic: str) -> float | None:
+        return 0.0  # outside the daemon, run at the source's own tick
 
 
 def _no_markers(markers: Sequence[Marker]) -> None:
@@ -140,11 +141,13 @@ class Stage(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources; called once, also after a failure."""
 
-    def awaited(self) -> bool:
-        """Someone waits for this stage's output right now (a subscribed topic, an LSL
-        consumer). While no stage of a pipeline is awaited, its source may gather a longer
-        tick (``idle_tick_ms``): nobody sees the latency, and the pipeline wakes far less."""
-        return False
+    def patience_ms(self) -> float | None:
+        """How long whoever waits for this stage's output right now (a subscriber of its
+        topic, an LSL consumer) lets a sample wait, in ms; None when nobody waits. The source
+        ticks as slowly as the most demanding of a pipeline's stages allows: ``tick_ms`` at
+        the default 10 ms latency, longer for subscribers that asked for more, and
+        ``idle_tick_ms`` while nobody waits at all; fewer ticks, fewer wake-ups."""
+        return None
 
     live_params: ClassVar[tuple[str, ...]] = ()
     """Params that may change while the pipeline runs (``UpdateStage``); the others need a
@@ -189,9 +192,10 @@ class SourceStage(Stage):
     input_ports: ClassVar[tuple[str, ...]] = ()
     claims_device: ClassVar[bool] = False
     """True when two running pipelines cannot both use this source (one ADS1299)."""
-    idle = False
-    """Set by the runner before each ``read``: no stage's output is awaited, so the source
-    may gather a longer tick (it need not)."""
+    downstream_patience_ms: float | None = 0.0
+    """Set by the runner before each ``read``: how long the most demanding consumer of the
+    pipeline's output lets a sample wait (see :meth:`Stage.patience_ms`; None: nobody waits),
+    so the source may gather a longer tick (it need not)."""
 
     @abstractmethod
     def start(self) -> None:

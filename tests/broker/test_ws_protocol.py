@@ -229,6 +229,26 @@ async def test_unsubscribe_stops_data(broker: Broker) -> None:
     assert message["topic"] == "other"
 
 
+async def test_a_topics_patience_is_its_most_demanding_subscribers_latency(broker: Broker) -> None:
+    """What the pipeline thread reads to choose its tick: the smallest ``max_latency_ms`` of a
+    topic's subscribers, gone with the last of them."""
+    broker.hub.declare("eeg", META)
+    assert broker.hub.patience == {} and broker.hub.watched == frozenset()
+    async with broker.client() as patient, broker.client() as eager:
+        await patient.send('{"subscribe": "eeg", "max_latency_ms": 50}')
+        await recv_until(patient, lambda m: m.get("subscribed") == "eeg")
+        assert broker.hub.patience == {"eeg": 50.0}
+        await eager.send('{"subscribe": "eeg"}')
+        await recv_until(eager, lambda m: m.get("subscribed") == "eeg")
+        assert broker.hub.patience == {"eeg": 10.0}
+        await eager.send('{"unsubscribe": "eeg"}')
+        await recv_until(eager, lambda m: m.get("unsubscribed") == "eeg")
+        assert broker.hub.patience == {"eeg": 50.0}
+        await patient.send('{"unsubscribe": "eeg"}')
+        await recv_until(patient, lambda m: m.get("unsubscribed") == "eeg")
+        assert broker.hub.patience == {} and broker.hub.watched == frozenset()
+
+
 def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, str]:
     request = urllib.request.Request(url, headers=headers or {})
     try:

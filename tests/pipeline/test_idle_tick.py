@@ -1,5 +1,7 @@
-"""A pipeline whose output nobody awaits gathers the longer ``idle_tick_ms`` tick, and goes
-back to ``tick_ms`` as soon as a subscriber appears: no sample lost or renumbered either way."""
+"""A pipeline ticks as slowly as its most demanding consumer allows: the longer
+``idle_tick_ms`` tick while nobody waits for its output, ``tick_ms`` for a subscriber at the
+default 10 ms latency, a tick in between for one that asked for more; no sample lost or
+renumbered across any change."""
 
 from __future__ import annotations
 
@@ -16,28 +18,43 @@ from tests.pipeline.test_runner import RecordingPublisher, run_until_enough
 RATE = 250
 TICK = Ads1299SourceParams(sample_rate=RATE).tick_frames  # 3 frames
 IDLE = Ads1299SourceParams(sample_rate=RATE).idle_tick_frames  # 26 frames
+EVERY = 1500
+"""Samples per phase: more than the ring holds (2 s), so the blocks a phase's ticks cut from
+a backlog cannot fill the next phase (in virtual time the chip runs ahead of the pipeline)."""
 
 
 class Phases(RecordingPublisher):
-    """Switches the subscription after each ``every`` samples of ``raw``: idle, then watched,
-    then idle again, remembering which phase each block of ``raw`` arrived in."""
+    """Changes the subscription to ``raw`` after each ``every`` samples, through ``latencies``
+    (None: nobody subscribes; a number: a subscriber with that ``max_latency_ms``),
+    remembering which phase each block of ``raw`` arrived in."""
 
-    def __init__(self, every: int) -> None:
-        super().__init__(want=4 * every)
+    def __init__(self, every: int, latencies: list[float | None]) -> None:
+        super().__init__(want=(len(latencies) + 1) * every)
         self.every = every
-        self.watching = frozenset()
-        self.phase_of: list[str] = []
+        self.latencies = latencies
+        self.watching = {} if latencies[0] is None else {"raw": latencies[0]}
+        self.phase_of: list[int] = []
         self._samples = 0
         self._lock = threading.Lock()
 
     def publish(self, topic: str, block: Block) -> None:
         if topic == "raw":
             with self._lock:
-                self.phase_of.append("watched" if self.watching else "idle")
+                phase = min(self._samples // self.every, len(self.latencies) - 1)
+                self.phase_of.append(phase)
                 self._samples += block.n_samples
-                phase = self._samples // self.every
-                self.watching = frozenset({"raw"}) if phase == 1 else frozenset()
+                latency = self.latencies[min(self._samples // self.every, len(self.latencies) - 1)]
+                self.watching = {} if latency is None else {"raw": latency}
         super().publish(topic, block)
+
+
+def _phases(pub: Phases, blocks: list[Block]) -> list[tuple[int, list[int]]]:
+    """(phase, sizes of the blocks that arrived in it), in order."""
+    phases = pub.phase_of[: len(blocks)]
+    return [
+        (phase, [b.n_samples for b, _ in run])
+        for phase, run in itertools.groupby(zip(blocks, phases, strict=True), lambda bp: bp[1])
+    ]
 
 
 def test_the_default_idle_tick_is_longer_than_the_tick() -> None:
@@ -47,15 +64,11 @@ def test_the_default_idle_tick_is_longer_than_the_tick() -> None:
 
 
 def test_idle_ticks_are_long_watched_ticks_short_and_the_stream_continues() -> None:
-    pub = Phases(every=400)
+    pub = Phases(every=EVERY, latencies=[None, 10.0, None])
     runner = run_until_enough(pub, timeout=60)
     blocks = pub.blocks["raw"]
-    phases = pub.phase_of[: len(blocks)]
-    runs = [
-        (phase, [b.n_samples for b, _ in run])
-        for phase, run in itertools.groupby(zip(blocks, phases, strict=True), lambda bp: bp[1])
-    ]
-    assert [phase for phase, _ in runs] == ["idle", "watched", "idle"]
+    runs = _phases(pub, blocks)
+    assert [phase for phase, _ in runs] == [0, 1, 2]
     (_, first_idle), (_, watched), (_, idle_again) = runs
     cap = runner.source._max_block  # type: ignore[union-attr]
     # An idle pipeline wakes for 26 frames at a time.
@@ -71,6 +84,40 @@ def test_idle_ticks_are_long_watched_ticks_short_and_the_stream_continues() -> N
     # every sample once, numbered in order, across both changes of cadence
     assert all(b.seq == a.end_seq for a, b in itertools.pairwise(blocks))
     assert runner.snapshot().stats.samples_dropped == 0
+
+
+def test_a_subscriber_that_asks_for_more_latency_gets_fewer_longer_ticks() -> None:
+    params = Ads1299SourceParams(sample_rate=RATE)
+    # 48 ms of signal (50 ms less the margin for the pipeline's own work): 13 frames
+    patient = params.tick_frames_for(50.0)
+    assert patient == 13
+    pub = Phases(every=EVERY, latencies=[10.0, 50.0, 10.0])
+    runner = run_until_enough(pub, timeout=60)
+    blocks = pub.blocks["raw"]
+    runs = _phases(pub, blocks)
+    assert [phase for phase, _ in runs] == [0, 1, 2]
+    (_, short), (_, long_ticks), (_, short_again) = runs
+    cap = runner.source._max_block  # type: ignore[union-attr]
+    assert max(short) <= cap, short[:20]
+    long_ticks = list(itertools.dropwhile(lambda n: n <= cap, long_ticks))
+    # a tick gathers 13 frames (a backlog is cut into blocks of 13 and what is left)
+    assert long_ticks and statistics.median(long_ticks) >= 10, long_ticks[:20]
+    assert max(long_ticks) <= max(cap, patient)
+    short_again = list(itertools.dropwhile(lambda n: n > cap, short_again))
+    assert short_again and max(short_again) <= cap, short_again[:20]
+    assert all(b.seq == a.end_seq for a, b in itertools.pairwise(blocks))
+    assert runner.snapshot().stats.samples_dropped == 0
+
+
+def test_the_tick_follows_the_most_demanding_consumer_within_its_bounds() -> None:
+    params = Ads1299SourceParams(sample_rate=RATE)
+    assert params.tick_frames_for(None) == IDLE
+    for latency in (0.0, 5.0, 10.0):  # the default 10 ms is what tick_ms is made for
+        assert params.tick_frames_for(latency) == TICK
+    assert params.tick_frames_for(20.0) == 1 + int(RATE * 0.018)
+    assert params.tick_frames_for(1000.0) == IDLE  # never slower than the idle tick
+    off = Ads1299SourceParams(sample_rate=RATE, idle_tick_ms=0)
+    assert off.tick_frames_for(None) == off.tick_frames_for(500.0) == TICK
 
 
 @pytest.mark.parametrize("value", [-1, 1000.5, "100", True])

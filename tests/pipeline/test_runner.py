@@ -53,11 +53,12 @@ class RecordingPublisher:
         self.ops.append("|")
         self.flushes += 1
 
-    watching: frozenset[str] | None = None
-    """Topics a client subscribes to; None: every topic (as outside the daemon)."""
+    watching: Mapping[str, float] | None = None
+    """Topics a client subscribes to, with its ``max_latency_ms``; None: every topic, with no
+    latency to spare (as outside the daemon)."""
 
-    def wanted(self, topic: str) -> bool:
-        return self.watching is None or topic in self.watching
+    def patience_ms(self, topic: str) -> float | None:
+        return 0.0 if self.watching is None else self.watching.get(topic)
 
 
 @dataclass(frozen=True)

@@ -164,10 +164,10 @@ class LslOutlet(Stage):
         self.pushed += n
         return {}
 
-    def awaited(self) -> bool:
-        """An inlet is connected: it gets each tick as it happens, not the idle cadence's."""
+    def patience_ms(self) -> float | None:
+        """An inlet is connected: it gets each tick as it happens, not a slower cadence."""
         outlet = self._outlet
-        return outlet is not None and bool(outlet.have_consumers())
+        return 0.0 if outlet is not None and outlet.have_consumers() else None
 
     def add_markers(self, markers: Sequence[Marker]) -> None:
         """Push events to the marker outlet, each at its own time (from any thread)."""

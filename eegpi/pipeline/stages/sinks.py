@@ -59,9 +59,9 @@ class WebSocketSink(Stage):
             self._publisher.publish(self.params.topic, block)
         return {}
 
-    def awaited(self) -> bool:
+    def patience_ms(self) -> float | None:
         publisher = self._publisher
-        return publisher is not None and publisher.wanted(self.params.topic)
+        return None if publisher is None else publisher.patience_ms(self.params.topic)
 
     def close(self) -> None:
         if self._publisher is not None:

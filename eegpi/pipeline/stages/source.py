@@ -90,6 +90,10 @@ TICK_MS_MAX = 50.0
 IDLE_TICK_MS_DEFAULT = 100.0
 """Default ``idle_tick_ms``: ten wake-ups a second for a pipeline nobody watches."""
 IDLE_TICK_MS_MAX = 1000.0
+PATIENCE_MARGIN_MS = 2.0
+"""A tick ends this long before the most demanding subscriber's deadline (``max_latency_ms``
+from its oldest sample): time to run the pipeline and hand the block over. It makes the
+default ``tick_ms``, 8, from the broker's default 10 ms."""
 _TICK_MARGIN_S = 0.002
 """Extra wait for a tick's last frame before running on what arrived (a conversion was lost)."""
 _MAX_BLOCK_S = 0.02
@@ -174,7 +178,8 @@ class Ads1299SourceParams:
     idle_tick_ms: float = IDLE_TICK_MS_DEFAULT
     """The tick while no stage's output is awaited (no subscriber of its topics or of
     ``markers``, no LSL inlet), 0..1000 ms: recording and counting go on, ten wake-ups a
-    second instead of a hundred. 0, or not more than ``tick_ms``: always ``tick_ms``."""
+    second instead of a hundred. It is also the longest tick subscribers that ask for more
+    latency (``max_latency_ms``) get. 0, or not more than ``tick_ms``: always ``tick_ms``."""
     channel_names: Sequence[str] | None = None
     """Electrode names, one per channel of the whole chain in order (``[Fp1, Fp2, ...]``);
     unique, 1-16 printable ASCII characters. Default ``ch1`` .. ``chN``."""
@@ -198,6 +203,17 @@ class Ads1299SourceParams:
         if self.idle_tick_ms <= self.tick_ms:
             return self.tick_frames
         return 1 + int(self.sample_rate * self.idle_tick_ms / 1000.0)
+
+    def tick_frames_for(self, patience_ms: float | None) -> int:
+        """Frames a tick waits for when the most demanding consumer lets a sample wait
+        ``patience_ms`` (None: nobody waits, the idle tick): never fewer than ``tick_ms``
+        gives, never more than ``idle_tick_ms`` does."""
+        if patience_ms is None:
+            return self.idle_tick_frames
+        tick = min(patience_ms - PATIENCE_MARGIN_MS, self.idle_tick_ms)
+        if tick <= self.tick_ms:
+            return self.tick_frames
+        return 1 + int(self.sample_rate * tick / 1000.0)
 
     def __post_init__(self) -> None:
         tick = self.tick_ms
@@ -573,8 +589,7 @@ class Ads1299Source(SourceStage):
         acq = self._acq
         if acq is None:
             return None
-        idle = self.idle
-        want = self.params.idle_tick_frames if idle else self.params.tick_frames
+        want = self.params.tick_frames_for(self.downstream_patience_ms)
         # One wait per tick: the frames of a tick arrive within want / rate of the previous
         # tick's end; the margin only matters when a conversion was lost.
         span = want / self.params.sample_rate + _TICK_MARGIN_S
@@ -585,7 +600,7 @@ class Ads1299Source(SourceStage):
                 if left <= span:
                     return None
                 continue
-            self._split(acq, max(self._max_block, want) if idle else self._max_block)
+            self._split(acq, max(self._max_block, want))
             if self._pending:
                 return self._emit()
             self._account(self._taken_end)  # every frame taken failed the status check
