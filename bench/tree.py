@@ -11,6 +11,10 @@ lagged notices. Each run also times start to first data: from spawning the daemo
 first data message on a client that connects as soon as the WebSocket port listens.
 
     python -m bench.tree [--clients 0,10] [--seconds 60] [--warmup 5] [--repeat 3]
+                         [--also-latency-ms 20]
+
+``--also-latency-ms 20`` adds, interleaved, the same daemon with clients that subscribe at
+20 ms, as the viewer does: the pipeline then ticks as slowly as they allow.
 
 Repetitions are interleaved (0 clients, 10 clients, 0, 10, ...); figures are printed as the
 range over repetitions. One run, nothing asserted.
@@ -74,6 +78,7 @@ class Running:
     topic: str  # eegpi: the topic; pieeg: the command the first client sends
     first_data_s: float  # spawn -> first data message on a client that connected at once
     stop: Callable[[], None]
+    max_latency_ms: float | None = None  # eegpi: the clients' max_latency_ms (None: default)
 
 
 class Contender(Protocol):
@@ -162,6 +167,11 @@ def _clients(running: Running, n: int) -> Iterator[subprocess.Popen[str] | None]
             running.protocol,
             "--topic",
             running.topic,
+            *(
+                []
+                if running.max_latency_ms is None
+                else ["--max-latency-ms", str(running.max_latency_ms)]
+            ),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -298,11 +308,17 @@ class EegpiServer:
     """``eegpi serve --mock --autostart default`` with the shipped default pipeline."""
 
     def __init__(
-        self, pipeline: Path = REPO / "pipelines" / "default.yaml", checkout: Path | None = None
+        self,
+        pipeline: Path = REPO / "pipelines" / "default.yaml",
+        checkout: Path | None = None,
+        max_latency_ms: float | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.checkout = checkout  # another source tree of eegpi to run instead of this one
+        self.max_latency_ms = max_latency_ms  # what its clients ask for (None: the default)
         self.name = "eegpi" if checkout is None else f"eegpi@{checkout}"
+        if max_latency_ms is not None:
+            self.name += f" ({max_latency_ms:g} ms clients)"
 
     def start(self) -> Running:
         tmp = Path(tempfile.mkdtemp(prefix="eegpi-bench-"))
@@ -354,7 +370,7 @@ class EegpiServer:
         except BaseException:
             stop()
             raise
-        return Running(proc, url, "eegpi", "eeg_filtered", first, stop)
+        return Running(proc, url, "eegpi", "eeg_filtered", first, stop, self.max_latency_ms)
 
 
 def run_interleaved(
@@ -470,6 +486,15 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         help="also run the eegpi of this source tree (e.g. an older commit's `git archive`, "
         "with its generated eegpi/v1 files), interleaved with this one",
     )
+    ap.add_argument(
+        "--also-latency-ms",
+        type=float,
+        action="append",
+        default=[],
+        metavar="MS",
+        help="also run this eegpi with clients that subscribe at this max_latency_ms (the "
+        "viewer's is 20), interleaved with the default 10 ms",
+    )
 
 
 def client_counts(text: str) -> list[int]:
@@ -487,7 +512,11 @@ def main(argv: list[str] | None = None) -> list[RunResult]:
     add_arguments(ap)
     args = ap.parse_args(argv)
     results = run_interleaved(
-        [EegpiServer(), *(EegpiServer(checkout=c.resolve()) for c in args.against)],
+        [
+            EegpiServer(),
+            *(EegpiServer(checkout=c.resolve()) for c in args.against),
+            *(EegpiServer(max_latency_ms=ms) for ms in args.also_latency_ms),
+        ],
         client_counts(args.clients),
         args.seconds,
         args.warmup,

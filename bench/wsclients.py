@@ -115,11 +115,20 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _client(
-    url: str, protocol: str, topic: str, tally: Tally, first: asyncio.Event, stop: asyncio.Event
+    url: str,
+    protocol: str,
+    topic: str,
+    tally: Tally,
+    first: asyncio.Event,
+    stop: asyncio.Event,
+    max_latency_ms: float | None = None,
 ) -> None:
     async with websockets.connect(url, max_size=2**24, compression=None) as ws:
         if protocol == "eegpi":
-            await ws.send(json.dumps({"subscribe": topic}))
+            request: dict[str, Any] = {"subscribe": topic}
+            if max_latency_ms is not None:
+                request["max_latency_ms"] = max_latency_ms
+            await ws.send(json.dumps(request))
         elif protocol == "pieeg" and topic:  # a server-wide command, e.g. the notch filter
             await ws.send(topic)
         handle = tally.eegpi if protocol == "eegpi" else tally.pieeg
@@ -145,7 +154,9 @@ async def _run(args: argparse.Namespace) -> None:
         # pieeg-server: the first client sends the one server-wide command (e.g. the notch)
         topic = args.topic if args.protocol == "eegpi" or i == 0 else ""
         tasks.append(
-            asyncio.create_task(_client(args.url, args.protocol, topic, tally, first, stop))
+            asyncio.create_task(
+                _client(args.url, args.protocol, topic, tally, first, stop, args.max_latency_ms)
+            )
         )
     pending: set[asyncio.Future[Any]] = {asyncio.ensure_future(f.wait()) for f in firsts}
     deadline = time.monotonic() + 60.0
@@ -184,6 +195,12 @@ def main(argv: list[str] | None = None) -> None:
         "--topic",
         default="eeg_filtered",
         help="eegpi: the topic to subscribe; pieeg: a JSON command the first client sends",
+    )
+    ap.add_argument(
+        "--max-latency-ms",
+        type=float,
+        default=None,
+        help="eegpi: the subscription's max_latency_ms (default: the broker's, 10)",
     )
     asyncio.run(_run(ap.parse_args(argv)))
 

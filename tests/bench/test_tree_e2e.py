@@ -26,6 +26,14 @@ def test_measure_reads_the_whole_tree_of_a_real_daemon() -> None:
     assert {label.split("/")[0] for _, label in r.cpu.thread} <= roles
 
 
+def test_the_clients_subscribe_at_the_latency_the_contender_names() -> None:
+    r = measure(EegpiServer(max_latency_ms=50), clients=2, seconds=1.0, warmup=0.5)
+    assert r.name == "eegpi (50 ms clients)"
+    # about 12 samples a message at 50 ms, against 2-3 at the default 10 ms
+    assert r.report["messages"] > 0
+    assert r.report["samples"] / r.report["messages"] >= 8, r.report
+
+
 def _gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
