@@ -1,5 +1,5 @@
 """The page's loss counters belong to the topic it shows: a gap injected into one topic is counted
-exactly, and choosing another topic starts the counters again."""
+exactly, and choosing another topic starts the counters again. The page subscribes at 20 ms."""
 
 from __future__ import annotations
 
@@ -62,4 +62,14 @@ async def test_counters_start_again_when_the_topic_changes(broker: Broker, tmp_p
             state["gaps"]
         )
         await tab.screenshots("counters")
+        assert tab.problems == [], tab.problems
+
+
+async def test_the_page_subscribes_at_20_ms_so_its_pipeline_ticks_less_often(
+    broker: Broker, tmp_path: Path
+) -> None:
+    broker.hub.declare("a", META)
+    async with open_page(f"{broker.http}/?topic=a", tmp_path) as tab:
+        await tab.poll("window.eegpiViewer", lambda s: bool(s and s["subscribed"]))
+        assert broker.hub.patience.get("a") == 20.0, broker.hub.patience
         assert tab.problems == [], tab.problems
