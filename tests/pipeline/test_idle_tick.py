@@ -48,13 +48,23 @@ class Phases(RecordingPublisher):
         super().publish(topic, block)
 
 
-def _phases(pub: Phases, blocks: list[Block]) -> list[tuple[int, list[int]]]:
-    """(phase, sizes of the blocks that arrived in it), in order."""
+def _run_phases(latencies: list[float | None]) -> tuple[list[list[int]], int]:
+    """Run the pipeline through three phases of ``latencies``; the sizes of the blocks that
+    arrived in each, and the source's backlog cap. Checks that every sample came once,
+    numbered in order, across the changes of cadence, and that none was dropped."""
+    pub = Phases(every=EVERY, latencies=latencies)
+    runner = run_until_enough(pub, timeout=60)
+    blocks = pub.blocks["raw"]
     phases = pub.phase_of[: len(blocks)]
-    return [
+    runs = [
         (phase, [b.n_samples for b, _ in run])
         for phase, run in itertools.groupby(zip(blocks, phases, strict=True), lambda bp: bp[1])
     ]
+    assert [phase for phase, _ in runs] == [0, 1, 2]
+    assert all(b.seq == a.end_seq for a, b in itertools.pairwise(blocks))
+    assert runner.snapshot().stats.samples_dropped == 0
+    cap: int = runner.source._max_block  # type: ignore[union-attr]
+    return [sizes for _, sizes in runs], cap
 
 
 def test_the_default_idle_tick_is_longer_than_the_tick() -> None:
@@ -64,13 +74,7 @@ def test_the_default_idle_tick_is_longer_than_the_tick() -> None:
 
 
 def test_idle_ticks_are_long_watched_ticks_short_and_the_stream_continues() -> None:
-    pub = Phases(every=EVERY, latencies=[None, 10.0, None])
-    runner = run_until_enough(pub, timeout=60)
-    blocks = pub.blocks["raw"]
-    runs = _phases(pub, blocks)
-    assert [phase for phase, _ in runs] == [0, 1, 2]
-    (_, first_idle), (_, watched), (_, idle_again) = runs
-    cap = runner.source._max_block  # type: ignore[union-attr]
+    (first_idle, watched, idle_again), cap = _run_phases([None, 10.0, None])
     # An idle pipeline wakes for 26 frames at a time.
     assert statistics.median(first_idle) >= 20, first_idle[:20]
     assert max(first_idle) <= max(cap, IDLE)
@@ -81,9 +85,6 @@ def test_idle_ticks_are_long_watched_ticks_short_and_the_stream_continues() -> N
     # ... and once nobody watches again, its ticks grow back.
     idle_again = list(itertools.dropwhile(lambda n: n <= cap, idle_again))
     assert idle_again and statistics.median(idle_again) >= 20, idle_again[:20]
-    # every sample once, numbered in order, across both changes of cadence
-    assert all(b.seq == a.end_seq for a, b in itertools.pairwise(blocks))
-    assert runner.snapshot().stats.samples_dropped == 0
 
 
 def test_a_subscriber_that_asks_for_more_latency_gets_fewer_longer_ticks() -> None:
@@ -91,13 +92,7 @@ def test_a_subscriber_that_asks_for_more_latency_gets_fewer_longer_ticks() -> No
     # 48 ms of signal (50 ms less the margin for the pipeline's own work): 13 frames
     patient = params.tick_frames_for(50.0)
     assert patient == 13
-    pub = Phases(every=EVERY, latencies=[10.0, 50.0, 10.0])
-    runner = run_until_enough(pub, timeout=60)
-    blocks = pub.blocks["raw"]
-    runs = _phases(pub, blocks)
-    assert [phase for phase, _ in runs] == [0, 1, 2]
-    (_, short), (_, long_ticks), (_, short_again) = runs
-    cap = runner.source._max_block  # type: ignore[union-attr]
+    (short, long_ticks, short_again), cap = _run_phases([10.0, 50.0, 10.0])
     assert max(short) <= cap, short[:20]
     long_ticks = list(itertools.dropwhile(lambda n: n <= cap, long_ticks))
     # a tick gathers 13 frames (a backlog is cut into blocks of 13 and what is left)
@@ -105,8 +100,6 @@ def test_a_subscriber_that_asks_for_more_latency_gets_fewer_longer_ticks() -> No
     assert max(long_ticks) <= max(cap, patient)
     short_again = list(itertools.dropwhile(lambda n: n > cap, short_again))
     assert short_again and max(short_again) <= cap, short_again[:20]
-    assert all(b.seq == a.end_seq for a, b in itertools.pairwise(blocks))
-    assert runner.snapshot().stats.samples_dropped == 0
 
 
 def test_the_tick_follows_the_most_demanding_consumer_within_its_bounds() -> None:

@@ -67,6 +67,38 @@ def test_a_filter_opens_and_filters_as_scipy_does_without_importing_scipy_signal
     assert float(err) == 0.0
 
 
+def test_filtering_the_default_chain_never_imports_scipy_signal_and_scipy_can_follow() -> None:
+    """In a fresh interpreter: the default pipeline's filters run without scipy.signal; a later
+    ``import scipy.signal`` (decimate, band_power) reuses the kernel already loaded, and both
+    give the same output."""
+    out = _run(
+        """
+        import sys
+        import numpy as np
+        from eegpi.pipeline.stages.design import butter_sos, notch_sos
+        from eegpi.pipeline.stages.kernel import KERNEL_MODULE
+        from eegpi.pipeline.stages.sos import SosState, compiled_kernel
+
+        sos = np.vstack([butter_sos(4, (1.0, 40.0), "bandpass", 250.0),
+                         notch_sos(50.0, 30.0, 250.0)])
+        x = np.random.default_rng(7).normal(size=(500, 8)) * 50 + 300
+        state = SosState(sos, 8)
+        y = np.vstack([state.apply(x[i:i + 3]) for i in range(0, 500, 3)])
+        assert compiled_kernel()
+        assert "scipy.signal" not in sys.modules, "filtering imported scipy.signal"
+        kernel = sys.modules[KERNEL_MODULE]
+
+        from scipy import signal
+        assert sys.modules[KERNEL_MODULE] is kernel
+        zi = signal.sosfilt_zi(sos)[:, :, np.newaxis] * x[0]
+        expected, _ = signal.sosfilt(sos, x, axis=0, zi=zi)
+        assert np.array_equal(y, expected), np.abs(y - expected).max()
+        print("ok")
+        """
+    )
+    assert out == "ok"
+
+
 def test_opening_a_decimate_stage_imports_scipy_signal() -> None:
     out = _run(
         """
