@@ -22,6 +22,7 @@ import contextlib
 import os
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,13 @@ class _NullPublisher:
 
     def patience_ms(self, topic: str) -> float | None:
         return DEFAULT_MAX_LATENCY_MS  # as with clients watching: the pipeline ticks at tick_ms
+
+    def on_hurry(self, callback: Callable[[], None]) -> Callable[[], None]:
+        return _nothing  # the patience above never changes
+
+
+def _nothing() -> None:
+    """Cancels nothing."""
 
 
 def _self_cpu_s() -> float:

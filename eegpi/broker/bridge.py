@@ -26,7 +26,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from eegpi.broker.hub import TopicHub
@@ -95,6 +95,10 @@ class LoopPublisher:
         without a lock: the hub swaps in a new mapping, and a change seen one tick late costs
         at most one slower tick)."""
         return self._hub.patience.get(topic)
+
+    def on_hurry(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """The hub calls ``callback`` on the loop when a topic's patience shrinks."""
+        return self._hub.on_hurry(callback)
 
     def retract(self, topic: str) -> None:
         self._sent_meta.pop(topic, None)

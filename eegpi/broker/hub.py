@@ -24,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,6 +136,8 @@ class TopicHub:
         """Watched topic -> the smallest ``max_latency_ms`` among its subscribers: how long the
         most demanding one lets a sample wait. Replaced whole, like :attr:`watched`, so a
         pipeline thread reads it to tick no faster than its subscribers need."""
+        self._hurry_callbacks: tuple[Callable[[], None], ...] = ()
+        self._callbacks_lock = threading.Lock()
 
     # ---- producer side -------------------------------------------------------------------
 
@@ -359,13 +363,34 @@ class TopicHub:
         self._update_watched()
         self._forget_if_unused(entry)
 
+    def on_hurry(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (on the loop; it must not block) whenever a topic's
+        :attr:`patience` shrinks: its first subscriber, or one asking for a smaller
+        ``max_latency_ms``. A pipeline gathering a long tick for nobody then sends what it
+        has at once. Any thread may call this; returns the function that stops the calls."""
+        with self._callbacks_lock:
+            self._hurry_callbacks += (callback,)
+
+        def cancel() -> None:
+            with self._callbacks_lock:
+                self._hurry_callbacks = tuple(c for c in self._hurry_callbacks if c is not callback)
+
+        return cancel
+
     def _update_watched(self) -> None:
+        before = self.patience
         self.patience = {
             name: min(group.max_latency_ms for group in entry.groups.values())
             for name, entry in self._topics.items()
             if entry.groups
         }
         self.watched = frozenset(self.patience)
+        if any(ms < before.get(name, math.inf) for name, ms in self.patience.items()):
+            for callback in self._hurry_callbacks:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("a hurry callback failed")
 
     def _forget_if_unused(self, entry: _Topic) -> None:
         if entry.meta is None and not entry.groups:

@@ -77,6 +77,9 @@ class FrameSource(Protocol):
 
     def take(self, limit: int | None = None) -> RawFrames: ...
 
+    def hurry(self) -> None:
+        """End the consumer's current or next :meth:`wait` now (any thread; never blocks)."""
+
     def stop(self) -> None: ...
 
 
@@ -140,6 +143,9 @@ class RingReader:
         if available == 0 and self.error is not None:
             raise self.error
         return available
+
+    def hurry(self) -> None:
+        self.ring.hurry()
 
     def take(self, limit: int | None = None) -> RawFrames:
         """Copy out (and release) up to ``limit`` of the waiting frames, oldest first."""

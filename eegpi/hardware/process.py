@@ -568,6 +568,12 @@ class AcquisitionProcess:
                 f"the acquisition process for {path} stopped unexpectedly ({self._exit_note()})"
             )
 
+    def hurry(self) -> None:
+        """End the consumer's current or next :meth:`wait` now (any thread; never blocks)."""
+        ring = self._ring
+        if ring is not None:
+            ring.hurry()
+
     def take(self, limit: int | None = None) -> RawFrames:
         """Copy out (and release) up to ``limit`` of the waiting frames, oldest first."""
         if self._ring is None:

@@ -186,6 +186,8 @@ class FrameRing:
         self.capacity = capacity
         self.frame_len = frame_len
         self.sync = sync or RingSync.local()
+        self._hurried = False
+        """Set by :meth:`hurry` (the consumer's process only): the consumer's wait ends now."""
         self._shm: Segment | None = None
         self._owner = False
         size = _size(capacity, frame_len)
@@ -414,7 +416,7 @@ class FrameRing:
                 posts nothing; a live one's signal needs no check).
 
         Returns:
-            how many frames wait (may be fewer than ``count``).
+            how many frames wait (may be fewer than ``count``, also after :meth:`hurry`).
         """
         deadline = time.monotonic() + timeout
         counters, lock, wake = self._counters, self.sync.lock, self.sync.wake
@@ -424,19 +426,31 @@ class FrameRing:
             try:
                 available = int(counters[_WRITTEN] - counters[_TAKEN])
                 remaining = deadline - time.monotonic()
-                if (
+                done = (
                     available >= count
                     or remaining <= 0
                     or counters[_DONE]
                     or (not signalled and alive is not None and not alive())
-                ):
+                )
+                if not done:
+                    counters[_WANT] = count
+                    wake.clear()
+                # After the clear: :meth:`hurry` sets the flag before it posts, so a post the
+                # clear just drained left its flag to be seen here.
+                if done or self._hurried:
                     counters[_WANT] = 0
+                    self._hurried = False
                     return available
-                counters[_WANT] = count
-                wake.clear()
             finally:
                 lock.release()
             signalled = wake.wait(min(remaining, 0.25) if alive is not None else remaining)
+
+    def hurry(self) -> None:
+        """End the consumer's current (or next) :meth:`wait` at once, with what waits then:
+        its consumer wants frames sooner than it asked (any thread of the consumer's process;
+        never blocks)."""
+        self._hurried = True
+        self.sync.wake.set()
 
     def take(self, limit: int | None = None) -> RawFrames:
         """Copy out (and release) up to ``limit`` of the waiting frames, oldest first.

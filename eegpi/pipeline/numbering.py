@@ -80,5 +80,8 @@ class NumberedFrames:
     def wait(self, count: int, timeout: float) -> int:
         return self.inner.wait(count, timeout)
 
+    def hurry(self) -> None:
+        self.inner.hurry()
+
     def stop(self) -> None:
         self.inner.stop()

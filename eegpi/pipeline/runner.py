@@ -95,6 +95,8 @@ class PipelineRunner:
         """The source's counters as last read; final once ``_closed`` is set."""
         self._lock = threading.Lock()
         self._updates = UpdateQueue()
+        self._stop_hurry: Callable[[], None] | None = None
+        """Cancels the publisher's hurry calls (set while the thread runs)."""
 
     # -- lifecycle (called from the daemon, off the event loop: opening hardware blocks) --------
 
@@ -143,6 +145,8 @@ class PipelineRunner:
         assert self._source is not None, "open() first"
         self._source.start()
         self._started_at = time.time()
+        # A first subscriber of a pipeline nobody watched need not wait out its idle tick.
+        self._stop_hurry = self._ctx.publisher.on_hurry(self._source.hurry)
         self._thread = threading.Thread(
             target=self._run, name=f"eegpi-pipeline-{self.spec.name}", daemon=True
         )
@@ -353,6 +357,9 @@ class PipelineRunner:
             self._stats = self._read_stats()
             self._closed = True  # from here on, snapshot() reports self._stats only
         self._updates.close(f"pipeline '{self.spec.name}' stopped before the change applied")
+        stop_hurry, self._stop_hurry = self._stop_hurry, None
+        if stop_hurry is not None:
+            stop_hurry()
         try:
             if self._source is not None:
                 try:

@@ -60,6 +60,11 @@ class TopicPublisher(Protocol):
         """How long the most demanding receiver of ``topic`` lets a sample wait before it is
         sent (its subscription's ``max_latency_ms``); None while nobody receives it."""
 
+    def on_hurry(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from any thread; it must not block) whenever some topic's
+        patience shrinks (a first subscriber, or a more demanding one), so a source gathering
+        a long tick can cut it short. Returns the function that stops the calls."""
+
 
 class NullPublisher:
     """A publisher that discards everything: for running stages outside the daemon."""
@@ -81,6 +86,13 @@ class NullPublisher:
 
     def patience_ms(self, topic: str) -> float | None:
         return 0.0  # outside the daemon, run at the source's own tick
+
+    def on_hurry(self, callback: Callable[[], None]) -> Callable[[], None]:
+        return _nothing  # patience never changes here
+
+
+def _nothing() -> None:
+    """Cancels nothing."""
 
 
 def _no_markers(markers: Sequence[Marker]) -> None:
@@ -211,6 +223,11 @@ class SourceStage(Stage):
     @abstractmethod
     def stop(self) -> None:
         """Stop acquisition; ``read`` may then return None."""
+
+    def hurry(self) -> None:
+        """A consumer now wants samples sooner than ``downstream_patience_ms`` said when the
+        current ``read`` began: end that read's wait early (any thread; never blocks). A
+        source that ticks at one cadence whatever its consumers want ignores it."""
 
     @abstractmethod
     def stats(self) -> SourceStats:

@@ -249,6 +249,32 @@ async def test_a_topics_patience_is_its_most_demanding_subscribers_latency(broke
         assert broker.hub.patience == {} and broker.hub.watched == frozenset()
 
 
+async def test_a_pipeline_is_hurried_when_a_topics_patience_shrinks(broker: Broker) -> None:
+    """A first subscriber, or a more demanding one, calls the hurry callbacks (a pipeline
+    gathering a long idle tick sends what it has); a more patient one, or one leaving, does
+    not; a cancelled callback is not called again."""
+    broker.hub.declare("eeg", META)
+    calls: list[str] = []
+    cancel = broker.hub.on_hurry(lambda: calls.append("hurry"))
+
+    async def subscribe(ws: Any, request: str) -> None:
+        await ws.send(request)
+        await recv_until(ws, lambda m: m.get("subscribed") == "eeg")
+
+    async with broker.client() as patient, broker.client() as eager, broker.client() as late:
+        await subscribe(patient, '{"subscribe": "eeg", "max_latency_ms": 50}')
+        assert calls == ["hurry"]  # the first subscriber
+        await subscribe(eager, '{"subscribe": "eeg", "max_latency_ms": 20}')
+        assert calls == ["hurry"] * 2  # 50 -> 20 ms
+        await subscribe(late, '{"subscribe": "eeg", "max_latency_ms": 100}')
+        await eager.send('{"unsubscribe": "eeg"}')
+        await recv_until(eager, lambda m: m.get("unsubscribed") == "eeg")
+        assert calls == ["hurry"] * 2  # more patient, then 20 -> 50 ms: nothing to hurry
+        cancel()
+        await subscribe(eager, '{"subscribe": "eeg"}')
+        assert broker.hub.patience == {"eeg": 10.0} and calls == ["hurry"] * 2
+
+
 def http_get(url: str, headers: dict[str, str] | None = None) -> tuple[int, str, str]:
     request = urllib.request.Request(url, headers=headers or {})
     try:

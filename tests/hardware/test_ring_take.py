@@ -85,3 +85,24 @@ def test_a_silent_dead_producer_ends_the_wait() -> None:
         assert not ring.waiting
     finally:
         ring.close()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_hurry_ends_the_consumers_wait_with_what_waits(shared: bool) -> None:
+    """A consumer waiting for a long tick is hurried (a subscriber came): its wait returns
+    the frames that wait now, whether the hurry comes before or during the wait."""
+    ring = FrameRing(64, FRAME, shared=shared)
+    try:
+        for k in range(3):
+            ring.put(_frame(k), k, k)
+        ring.hurry()  # before the wait: the next wait ends at once
+        assert ring.wait(50, timeout=30.0) == 3
+        got: list[int] = []
+        consumer = threading.Thread(target=lambda: got.append(ring.wait(50, timeout=30.0)))
+        consumer.start()
+        ring.hurry()  # before or during that wait: either ends it
+        consumer.join(30.0)
+        assert not consumer.is_alive() and got == [3]
+        assert not ring.waiting
+    finally:
+        ring.close()

@@ -210,6 +210,9 @@ class _Run:
         self.available = 0
         return raw
 
+    def hurry(self) -> None:
+        pass
+
     def stop(self) -> None:
         pass
 

@@ -5,15 +5,22 @@ renumbered across any change."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import statistics
 import threading
+from typing import Any
 
 import pytest
 
+from eegpi.hardware.config import DeviceConfig, EmulatorConfig
+from eegpi.pipeline import runner as runner_module
+from eegpi.pipeline.runner import PipelineRunner
+from eegpi.pipeline.spec import parse_pipeline
+from eegpi.pipeline.stage import StageContext
 from eegpi.pipeline.stages.source import Ads1299SourceParams
 from eegpi.stream import Block
-from tests.pipeline.test_runner import RecordingPublisher, run_until_enough
+from tests.pipeline.test_runner import RecordingPublisher, _spec, run_until_enough
 
 RATE = 250
 TICK = Ads1299SourceParams(sample_rate=RATE).tick_frames  # 3 frames
@@ -117,3 +124,95 @@ def test_the_tick_follows_the_most_demanding_consumer_within_its_bounds() -> Non
 def test_a_bad_idle_tick_is_refused_with_its_range(value: object) -> None:
     with pytest.raises(ValueError, match=r"idle_tick_ms: .* from 0 to 1000"):
         Ads1299SourceParams(sample_rate=RATE, idle_tick_ms=value)  # type: ignore[arg-type]
+
+
+PACED = DeviceConfig(
+    backend="mock",
+    acquisition="thread",
+    emulator=EmulatorConfig(realtime=False, virtual_speed=1.0),
+)
+"""Virtual time no faster than the wall clock: a tick of 1 s of signal takes a second to
+gather, and no conversion is lost to the host."""
+
+
+class FirstSubscriber(RecordingPublisher):
+    """Nobody watches ``raw`` until the read after its first block has begun: then a
+    subscriber at 10 ms comes, as the hub announces one (``watching`` changes, then the
+    runner's hurry callback runs, from another thread)."""
+
+    def __init__(self) -> None:
+        super().__init__(want=10**9)
+        self.watching = {}
+        self.before: list[int] = []
+        self.after: list[int] = []
+        self.idle_read = threading.Event()
+        """The runner asked for the patience of the read that follows the first block."""
+        self.done = threading.Event()
+
+    def patience_ms(self, topic: str) -> float | None:
+        if topic == "raw" and self.before and not self.idle_read.is_set():
+            self.idle_read.set()  # this read gathers an idle tick, whatever comes next
+            return None
+        return super().patience_ms(topic)
+
+    def publish(self, topic: str, block: Block) -> None:
+        if topic == "raw":
+            (self.after if self.idle_read.is_set() else self.before).append(block.n_samples)
+            if len(self.after) >= 5:
+                self.done.set()
+        super().publish(topic, block)
+
+
+def _idle_spec(idle_tick_ms: float) -> dict[str, Any]:
+    spec = _spec()
+    spec["stages"][0]["params"]["idle_tick_ms"] = idle_tick_ms
+    return spec
+
+
+def test_an_idle_tick_longer_than_a_read_goes_on_over_several_reads() -> None:
+    """The runner reads with a 100 ms timeout (to see a stop); a 1 s idle tick is gathered
+    over ten such reads, not cut into 100 ms pieces."""
+    pub = RecordingPublisher(want=4 * 251)
+    pub.watching = {}
+    paced = dataclasses.replace(
+        PACED, emulator=dataclasses.replace(PACED.emulator, virtual_speed=5.0)
+    )  # a second of signal in 200 ms
+    runner = PipelineRunner(parse_pipeline(_idle_spec(1000.0)), StageContext("t", paced, pub))
+    runner.open()
+    runner.start()
+    try:
+        assert pub.enough.wait(30), "no data reached the sinks"
+    finally:
+        runner.stop()
+    sizes = [b.n_samples for b in pub.blocks["raw"]]
+    assert max(sizes) <= 251 and statistics.median(sizes[:4]) >= 200, sizes
+
+
+@pytest.mark.parametrize("acquisition", ["thread", "process"])
+def test_a_first_subscriber_ends_a_long_idle_tick_at_once(
+    acquisition: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reads that never time out on their own: without the hurry, the idle read under way
+    # when the subscriber comes would wait for all its 251 frames (a second).
+    monkeypatch.setattr(runner_module, "_READ_TIMEOUT_S", 5.0)
+    pub = FirstSubscriber()
+    device = dataclasses.replace(PACED, acquisition=acquisition)
+    runner = PipelineRunner(parse_pipeline(_idle_spec(1000.0)), StageContext("t", device, pub))
+    runner.open()
+    runner.start()
+    try:
+        assert pub.idle_read.wait(30), "no first block"
+        pub.watching = {"raw": 10.0}
+        assert pub.hurry is not None, "the runner did not ask to be hurried"
+        pub.hurry()
+        assert pub.done.wait(30), f"blocks after the subscription: {pub.after}"
+    finally:
+        runner.stop()
+    assert pub.hurry is None, "the runner's callback outlived it"
+    # The idle tick being gathered when the subscriber came was cut short: what had arrived
+    # went at once, not after the 251 frames (a second) it waits for; then 3-frame ticks.
+    assert pub.after[0] < 251, pub.after
+    assert all(size <= TICK for size in pub.after[1:5]), pub.after
+    blocks = pub.blocks["raw"]
+    assert all(b.seq == a.end_seq for a, b in itertools.pairwise(blocks))
+    assert runner.snapshot().stats.samples_dropped == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +59,17 @@ class RecordingPublisher:
 
     def patience_ms(self, topic: str) -> float | None:
         return 0.0 if self.watching is None else self.watching.get(topic)
+
+    hurry: Callable[[], None] | None = None
+    """The runner's hurry callback while it runs (what the hub would call)."""
+
+    def on_hurry(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self.hurry = callback
+
+        def cancel() -> None:
+            self.hurry = None
+
+        return cancel
 
 
 @dataclass(frozen=True)

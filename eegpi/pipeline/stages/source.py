@@ -394,6 +394,10 @@ class Ads1299Source(SourceStage):
         """The slot after the newest one counted as acquired or dropped."""
         self._taken_end = 0
         """The slot after the newest frame taken from the ring."""
+        self._hurried = False
+        """:meth:`hurry` came: the current read returns what waits, or None."""
+        self._tick_due: float | None = None
+        """When the tick being gathered ends (monotonic s), also across reads; None between."""
         self._clock = SampleClock(params.sample_rate)
         self._max_block = max(2 * params.tick_frames, math.ceil(params.sample_rate * _MAX_BLOCK_S))
         """Most samples in one block (a backlog is cut into blocks of this size)."""
@@ -590,21 +594,45 @@ class Ads1299Source(SourceStage):
         if acq is None:
             return None
         want = self.params.tick_frames_for(self.downstream_patience_ms)
-        # One wait per tick: the frames of a tick arrive within want / rate of the previous
-        # tick's end; the margin only matters when a conversion was lost.
+        # One wait per tick: its frames arrive within want / rate of the previous tick's end;
+        # the margin only matters when a conversion was lost. A tick longer than the caller's
+        # timeout (an idle one, up to a second) goes on over several reads; a shorter one
+        # asked for meanwhile ends it sooner.
         span = want / self.params.sample_rate + _TICK_MARGIN_S
-        deadline = time.monotonic() + timeout
+        now = time.monotonic()
+        deadline = now + timeout
+        due = now + span if self._tick_due is None else min(self._tick_due, now + span)
         while True:
-            left = deadline - time.monotonic()
-            if acq.wait(want, max(0.0, min(span, left))) == 0:
-                if left <= span:
+            self._tick_due = due
+            available = acq.wait(want, max(0.0, min(due, deadline) - time.monotonic()))
+            now = time.monotonic()
+            if self._hurried:  # a subscriber wants samples sooner: what waits goes now
+                self._hurried = False
+                if not available:
+                    self._tick_due = None
+                    return None  # the runner asks again at once, with the new patience
+            elif available == 0:
+                if now >= deadline:
                     return None
+                if now >= due:  # a whole tick without a frame: wait for the next one
+                    due = now + span
                 continue
+            elif available < want and now < due and now >= deadline:
+                return None  # the tick goes on in the caller's next read
+            self._tick_due = None
             self._split(acq, max(self._max_block, want))
             if self._pending:
                 return self._emit()
             self._account(self._taken_end)  # every frame taken failed the status check
-            # Keep waiting for good ones.
+            due = time.monotonic() + span  # keep waiting for good ones
+
+    def hurry(self) -> None:
+        """A subscriber came that wants samples sooner than the tick being gathered (an idle
+        pipeline's 100 ms): what waits goes now, and the next read gathers the shorter tick."""
+        acq = self._acq
+        self._hurried = True  # before the ring's wake-up, which the reader may see at once
+        if acq is not None:
+            acq.hurry()
 
     def _emit(self) -> Block:
         """The next pending block, counted: the slots before it dropped, its own acquired."""
