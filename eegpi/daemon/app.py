@@ -219,10 +219,12 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
         code = 1
     log.info("stopping")
     notifier.stopping()
+    # Supervision ends first: a SIGTERM sent to the whole process group (timeout(1), kill
+    # -- -PGID) also ends the acquisition process, and that failure is no reason to restart.
+    await supervisor.close()
     await advertiser.close()  # goodbye packets first: browsers drop the appliance at once
     for task in background:
         task.cancel()
-    await supervisor.close()
     await grpc.set_serving(False)
     await manager.stop_all()
     await hub.close()
