@@ -185,7 +185,10 @@ def test_an_idle_tick_longer_than_a_read_goes_on_over_several_reads() -> None:
     finally:
         runner.stop()
     sizes = [b.n_samples for b in pub.blocks["raw"]]
-    assert max(sizes) <= 251 and statistics.median(sizes[:4]) >= 200, sizes
+    # Ticks of 251 frames (a frame that came between the wait and the take follows in a
+    # block of its own); 100 ms pieces were 126-155 frames.
+    assert max(sizes) == 251, sizes
+    assert sum(n for n in sizes if n >= 200) >= 0.75 * sum(sizes), sizes
 
 
 @pytest.mark.parametrize("acquisition", ["thread", "process"])
@@ -212,7 +215,8 @@ def test_a_first_subscriber_ends_a_long_idle_tick_at_once(
     # The idle tick being gathered when the subscriber came was cut short: what had arrived
     # went at once, not after the 251 frames (a second) it waits for; then 3-frame ticks.
     assert pub.after[0] < 251, pub.after
-    assert all(size <= TICK for size in pub.after[1:5]), pub.after
+    cap: int = runner.source._max_block  # type: ignore[union-attr]
+    assert max(pub.after[1:]) <= cap, pub.after  # ticks of 3, or a short backlog
     blocks = pub.blocks["raw"]
     assert all(b.seq == a.end_seq for a, b in itertools.pairwise(blocks))
     assert runner.snapshot().stats.samples_dropped == 0
