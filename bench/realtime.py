@@ -22,7 +22,6 @@ import contextlib
 import os
 import resource
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,41 +30,27 @@ from eegpi.broker.commands import DEFAULT_MAX_LATENCY_MS
 from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import parse_pipeline
-from eegpi.pipeline.stage import StageContext
+from eegpi.pipeline.stage import NullPublisher, StageContext
 from eegpi.pipeline.stages.source import Ads1299Source
 from eegpi.safe_yaml import load_yaml_file
-from eegpi.stream import Block, StreamMeta
+from eegpi.stream import Block
 
 __all__ = ["main", "run"]
 
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "default.yaml"
 
 
-class _NullPublisher:
+class _CountingPublisher(NullPublisher):
+    """Counts the blocks, and ticks as for clients watching at the default latency."""
+
     def __init__(self) -> None:
         self.blocks = 0
-
-    def declare(self, topic: str, meta: StreamMeta) -> None:
-        pass
 
     def publish(self, topic: str, block: Block) -> None:
         self.blocks += 1
 
-    def retract(self, topic: str) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
     def patience_ms(self, topic: str) -> float | None:
-        return DEFAULT_MAX_LATENCY_MS  # as with clients watching: the pipeline ticks at tick_ms
-
-    def on_hurry(self, callback: Callable[[], None]) -> Callable[[], None]:
-        return _nothing  # the patience above never changes
-
-
-def _nothing() -> None:
-    """Cancels nothing."""
+        return DEFAULT_MAX_LATENCY_MS  # the pipeline ticks at tick_ms
 
 
 def _self_cpu_s() -> float:
@@ -114,7 +99,7 @@ def run(rate: int, seconds: float, acquisition: AcquisitionMode, chips: int = 1)
     cfg = DeviceConfig(
         backend="mock", acquisition=acquisition, emulator=EmulatorConfig(realtime=True)
     )
-    publisher = _NullPublisher()
+    publisher = _CountingPublisher()
     runner = PipelineRunner(spec, StageContext("bench", cfg, publisher))
     runner.open()
     source = runner.source
