@@ -9,24 +9,35 @@ rate in wall-clock time and a late read costs conversions as on a board.
     python -m bench.realtime                          # 16000 SPS, 60 s, acquisition process
     python -m bench.realtime --rate 8000 --seconds 10 --acquisition thread
     python -m bench.realtime --rate 250 --seconds 600 --load 1   # beside one CPU-bound process
+    python -m bench.realtime --rate 250 --seconds 60 --page-out 100  # under memory pressure
 
-Prints one run's figures; nothing is asserted. Before the run it measures the host's floor: how
+Prints one run's figures; nothing is asserted. Before the run it measures the host's floor: at
+1000 SPS and slower, where the reader sleeps at SCHED_FIFO until DRDY, how often a bare thread
+sleeping the same way wakes more than one period late; faster, where the emulator busy-waits, how
 often a bare busy loop is kept off the CPU for longer than one period (a VM or a shared host
 does this; no acquisition design can read a frame while the host runs something else).
+
+``--page-out MS`` makes the kernel reclaim every page of the acquisition process every MS ms
+(``process_madvise(MADV_PAGEOUT)``, Linux 5.10 and later, as root), as memory pressure on a
+Pi does, and counts the process's major faults: pages it then waited for from swap or disk.
+Anonymous pages are only reclaimed where swap is on (``swapon --show``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import resource
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.report import BusyLoops
 from eegpi.broker.commands import DEFAULT_MAX_LATENCY_MS
+from eegpi.hardware.acquisition import SLEEPER_PRIORITY
 from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import parse_pipeline
@@ -89,7 +100,111 @@ def host_stalls(seconds: float, period_s: float) -> tuple[int, float]:
     return count, longest / 1e3
 
 
-def run(rate: int, seconds: float, acquisition: AcquisitionMode, chips: int = 1) -> dict[str, Any]:
+def sleeper_lateness(seconds: float, period_s: float) -> tuple[int, float]:
+    """The host's floor for a reader that sleeps until DRDY: a bare thread at the reader's
+    SCHED_FIFO priority sleeps to each period boundary; how often it woke more than one period
+    late (each such wake-up would have cost a conversion) and the latest wake-up."""
+    result: list[tuple[int, float]] = []
+
+    def sleeper() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(SLEEPER_PRIORITY))
+        period = int(period_s * 1e9)
+        start = time.monotonic_ns()
+        due, end = start + period, start + int(seconds * 1e9)
+        count, latest = 0, 0
+        while due < end:
+            time.sleep(max(0, due - time.monotonic_ns()) / 1e9)
+            late = time.monotonic_ns() - due
+            latest = max(latest, late)
+            if late > period:
+                count += 1
+                due += (late // period) * period  # the boundaries it slept through
+            due += period
+        result.append((count, latest / 1e3))
+
+    thread = threading.Thread(target=sleeper, name="bench-floor")
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+class PageOut:
+    """Reclaims every page of a process every ``interval_s``, as memory pressure would."""
+
+    _MADV_PAGEOUT = 21
+    _SYS_PIDFD_OPEN = 434  # the same number on every Linux architecture since 5.3
+    _SYS_PROCESS_MADVISE = 440
+
+    class _IoVec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+    def __init__(self, pid: int, interval_s: float) -> None:
+        self._pid, self._interval = pid, interval_s
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._stop = threading.Event()
+        self.rounds = 0
+        self.accepted = 0
+        """Bytes of mappings the kernel took the advice for, summed over the rounds (0: all
+        locked); what it reclaimed of them shows as the major faults that follow."""
+        self.refused = ""
+        self._thread = threading.Thread(target=self._run, name="bench-page-out", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self._round()
+
+    def _round(self) -> None:
+        libc = self._libc
+        pidfd = libc.syscall(self._SYS_PIDFD_OPEN, self._pid, 0)
+        if pidfd < 0:
+            self.refused = f"pidfd_open: {os.strerror(ctypes.get_errno())}"
+            return
+        try:
+            for line in Path(f"/proc/{self._pid}/maps").read_text().splitlines():
+                if line.endswith(("[vsyscall]", "[vvar]", "[vdso]", "[vvar_vclock]")):
+                    continue
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                vec = self._IoVec(lo, hi - lo)
+                done = libc.syscall(
+                    self._SYS_PROCESS_MADVISE, pidfd, ctypes.byref(vec), 1, self._MADV_PAGEOUT, 0
+                )
+                if done > 0:
+                    self.accepted += done
+                elif ctypes.get_errno() not in (22,):  # EINVAL: a locked or special mapping
+                    self.refused = f"process_madvise: {os.strerror(ctypes.get_errno())}"
+        except OSError:
+            pass  # the process ended
+        finally:
+            os.close(pidfd)
+        self.rounds += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _proc_fields(pid: int | None) -> tuple[int, int]:
+    """Major faults and locked kB (VmLck) of a process, from /proc (0, 0 when unknown)."""
+    if pid is None:
+        return 0, 0
+    try:
+        majflt = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[9])
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0, 0
+    locked = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("VmLck:")), "0")
+    return majflt, int(locked)
+
+
+def run(
+    rate: int,
+    seconds: float,
+    acquisition: AcquisitionMode,
+    chips: int = 1,
+    page_out_ms: float = 0.0,
+) -> dict[str, Any]:
     """One real-time run of the default pipeline; returns the figures ``main`` prints."""
     doc = load_yaml_file(DEFAULT_PIPELINE, "pipeline file")  # read as the daemon reads it
     for stage in doc["stages"]:
@@ -112,7 +227,14 @@ def run(rate: int, seconds: float, acquisition: AcquisitionMode, chips: int = 1)
         acq0 = source._acq
         missed0 = acq0.missed if acq0 is not None else 0
         overflowed0 = acq0.overflowed if acq0 is not None else 0
-        time.sleep(seconds)  # a benchmark, not a test: the run is the measurement
+        faults0, _ = _proc_fields(child)
+        squeeze = PageOut(child, page_out_ms / 1000) if page_out_ms and child else None
+        try:
+            time.sleep(seconds)  # a benchmark, not a test: the run is the measurement
+        finally:
+            if squeeze is not None:
+                squeeze.stop()
+        faults1, locked_kb = _proc_fields(child)
         wall = time.monotonic() - wall0
         child1 = _pid_cpu_s(child)
         cpu, child_cpu = _self_cpu_s() - cpu0, child1 - child0 if child1 else float("nan")
@@ -141,6 +263,9 @@ def run(rate: int, seconds: float, acquisition: AcquisitionMode, chips: int = 1)
         "nice": nice,
         "error": snap.error,
         "blocks": publisher.blocks,
+        "major_faults": faults1 - faults0,
+        "locked_kb": locked_kb,
+        "page_out": squeeze,
     }
 
 
@@ -156,6 +281,13 @@ def main(argv: list[str] | None = None) -> None:
         "--load", type=int, default=0, help="CPU-bound processes to run beside (busy loops)"
     )
     parser.add_argument(
+        "--page-out",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="reclaim the acquisition process's pages every MS ms, as memory pressure would",
+    )
+    parser.add_argument(
         "--floor-seconds",
         type=float,
         default=10.0,
@@ -164,8 +296,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     loops = BusyLoops(args.load)
     try:
-        floor = host_stalls(args.floor_seconds, 1 / args.rate) if args.floor_seconds > 0 else None
-        r = run(args.rate, args.seconds, args.acquisition, args.chips)
+        sleeps = args.rate <= 1000  # the reader sleeps until DRDY; faster, the emulator spins
+        measure = sleeper_lateness if sleeps else host_stalls
+        floor = measure(args.floor_seconds, 1 / args.rate) if args.floor_seconds > 0 else None
+        r = run(args.rate, args.seconds, args.acquisition, args.chips, args.page_out)
     finally:
         loops.stop()
     load = f", beside {args.load} busy loop(s)" if args.load else ""
@@ -190,12 +324,28 @@ def main(argv: list[str] | None = None) -> None:
         f"  scheduling             SCHED_FIFO {'granted' if r['priority'] else 'not used'}, "
         f"nice {'-15 granted' if r['nice'] else 'unchanged'}"
     )
+    if r["child_pid"] is not None:
+        locked = f"locked ({r['locked_kb']} kB mapped)" if r["locked_kb"] else "not locked"
+        print(f"  memory                 {locked}; {r['major_faults']} major faults in the run")
+    squeeze = r["page_out"]
+    if squeeze is not None:
+        advised = squeeze.accepted / max(squeeze.rounds, 1) / 1e6
+        refused = f" ({squeeze.refused})" if squeeze.refused else ""
+        print(
+            f"  memory pressure        every {args.page_out:g} ms: {squeeze.rounds} rounds, "
+            f"{advised:.1f} MB of mappings open to reclaim a round{refused}"
+        )
     if floor is not None:
         stalls, longest = floor
+        what = (
+            "a bare SCHED_FIFO thread sleeping to each period woke more than one period late"
+            if sleeps
+            else "a bare busy loop was kept off the CPU longer than one period"
+        )
         print(
-            f"  host floor             a bare busy loop was kept off the CPU longer than one "
-            f"period ({1e6 / args.rate:.1f} us) {stalls} times in {args.floor_seconds:g} s "
-            f"(longest {longest:.0f} us): the run's drops come from stalls like these"
+            f"  host floor             {what} ({1e6 / args.rate:.1f} us) {stalls} times in "
+            f"{args.floor_seconds:g} s (longest {longest:.0f} us): the run's drops come from "
+            "stalls like these"
         )
     if r["error"]:
         print(f"  pipeline error         {r['error']}")

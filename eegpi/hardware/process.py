@@ -58,6 +58,7 @@ from eegpi.exc import HardwareError
 from eegpi.hardware.acquisition import default_capacity
 from eegpi.hardware.config import DeviceConfig
 from eegpi.hardware.driver import Ads1299, DeviceSnapshot
+from eegpi.hardware.memlock import lock_memory
 from eegpi.hardware.native import Reader, make_acquisition
 from eegpi.hardware.ring import FrameRing, RawFrames, RingCounts, RingHandle, RingSync
 from eegpi.hardware.shm import remove_stale
@@ -170,6 +171,8 @@ class StartReply:
     """The requested nice value was granted."""
     cpus: frozenset[int] | None
     """CPUs the acquisition thread is pinned to (None: not pinned)."""
+    memory_locked: bool
+    """The acquisition process's pages cannot be paged out (:mod:`eegpi.hardware.memlock`)."""
     wall_offset_ns: int
     """Unix time minus the DRDY clock (CLOCK_MONOTONIC, or the emulator's virtual time)."""
 
@@ -537,6 +540,11 @@ class AcquisitionProcess:
     def nice_set(self) -> bool:
         return self.started.nice_set if self.started is not None else False
 
+    @property
+    def memory_locked(self) -> bool:
+        """The child's pages stay in RAM in this run (:mod:`eegpi.hardware.memlock`)."""
+        return self.started.memory_locked if self.started is not None else False
+
     def wait(self, count: int, timeout: float) -> int:
         """Wait until ``count`` frames are waiting or ``timeout`` s pass; returns how many wait.
 
@@ -733,6 +741,8 @@ class _Child:
         self.ring: FrameRing | None = None
         self.trigger: TriggerReader | None = None
         self._trigger_spec: TriggerSpec | None = None
+        self._memory_locked: bool | None = None
+        """Whether the last start locked memory (None before the first): logged on a change."""
         self._held: HeldTrigger | None = None
         """The trigger line kept requested between two runs: the next run with the same
         trigger reads the edges that fell meanwhile (a restart for new chip settings leaves
@@ -817,6 +827,17 @@ class _Child:
             # collector's reach so a full collection cannot pause the reader for milliseconds.
             gc.collect()
             gc.freeze()
+            memory = lock_memory()  # at every start: this run's ring is a new mapping
+            if memory.locked != self._memory_locked:
+                self._memory_locked = memory.locked
+                if memory.locked:
+                    log.info("acquisition process memory locked in RAM")
+                else:
+                    log.warning(
+                        "acquisition process memory can be paged out, so a page fault can "
+                        "cost conversions under memory pressure: %s",
+                        memory.reason,
+                    )
             acq.start()
         except BaseException:
             if trigger is not None:
@@ -832,6 +853,7 @@ class _Child:
             priority_set=acq.priority_set,
             nice_set=acq.nice_set,
             cpus=acq.cpus_set,
+            memory_locked=memory.locked,
             wall_offset_ns=time.time_ns() - clock.monotonic_ns(),
         )
 

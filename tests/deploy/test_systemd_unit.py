@@ -61,5 +61,7 @@ def test_unit_declares_the_contract() -> None:
         "SupplementaryGroups=spi gpio",
         "ProtectSystem=strict",
         "DeviceAllow=char-spi rw",
+        "LimitRTPRIO=50",
+        "LimitMEMLOCK=infinity",
     ):
         assert line in text
