@@ -239,6 +239,16 @@ def test_the_playbook_provisions_a_fresh_host(site: Site) -> None:
         if url.startswith("file://"):
             host.run(f"test -s {url.removeprefix('file://')}")
     assert "not a Raspberry Pi, SPI left alone" in " ".join(run.output.split())
+    # The acquisition process locks its memory where the unit's LimitMEMLOCK=infinity is
+    # granted; a container without CAP_SYS_RESOURCE clamps it, and the log says what to set.
+    limit = host.run(
+        "grep 'Max locked memory' /proc/$(systemctl show -p MainPID --value eegpi)/limits"
+    ).stdout.split()
+    journal = host.run("journalctl -u eegpi --no-pager -o cat").stdout
+    if limit[3:5] == ["unlimited", "unlimited"]:
+        assert "acquisition process memory locked in RAM" in journal, journal
+    else:
+        assert "LimitMEMLOCK=infinity" in journal, journal
 
 
 def test_grpcurl_shows_the_default_pipeline_running(site: Site) -> None:
