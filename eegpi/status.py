@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from eegpi.stream import Marker
 
 __all__ = [
+    "AcquisitionReport",
     "ControlPlane",
     "DeviceInfo",
     "DeviceReport",
@@ -58,6 +59,25 @@ class DeviceInfo:
     chips: int
     channels: int
     sample_rate: int
+    reader: str = ""
+    """The acquisition reader running: ``python`` or ``native`` (empty while not acquiring)."""
+    scheduling: str = ""
+    """What the reader's thread was granted: ``SCHED_FIFO``, ``nice`` or ``normal``."""
+    memory_locked: bool = False
+    """The acquisition process's pages are locked in RAM (:mod:`eegpi.hardware.memlock`)."""
+
+
+@dataclass(frozen=True)
+class AcquisitionReport:
+    """How the running acquisition is served: what a user checks first when conversions are
+    lost under load (the pipeline status's ``device``)."""
+
+    reader: str
+    """``python`` or ``native``."""
+    scheduling: str
+    """Granted to the reader's thread: ``SCHED_FIFO``, ``nice``, or ``normal``."""
+    memory_locked: bool
+    """The acquisition process's pages are locked in RAM (never in ``acquisition: thread``)."""
 
 
 @dataclass(frozen=True)

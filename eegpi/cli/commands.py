@@ -67,9 +67,13 @@ def _print_statuses(statuses: list[PipelineStatus]) -> None:
     for s in statuses:
         if s.device is not None and uptime(s) is not None:
             d = s.device
+            serving = ""
+            if d.reader:
+                memory = "memory locked" if d.memory_locked else "memory not locked"
+                serving = f"; {d.reader} reader at {d.scheduling} priority, {memory}"
             print(
                 f"{s.name}: {d.chip} x{d.chips} via {d.backend} ({d.path}), "
-                f"{d.channels} channels at {d.sample_rate} SPS"
+                f"{d.channels} channels at {d.sample_rate} SPS{serving}"
             )
         if s.trigger_markers or s.trigger_lost or s.gpio_markers:
             print(

@@ -13,6 +13,7 @@ from typing import Any
 
 from eegpi.cli.doctor_check import Check
 from eegpi.cli.doctor_daemon import (
+    check_acquisition,
     check_chip,
     check_config,
     check_daemon,
@@ -39,7 +40,8 @@ __all__ = ["cmd_doctor", "run_checks"]
 def run_checks(
     config: str | None, *, mock: bool, target: str | None, token: str | None
 ) -> list[Check]:
-    """Every check, in the order a user fixes things: config, hardware, system, daemon, chip."""
+    """Every check, in the order a user fixes things: config, hardware, system, daemon, chip,
+    and how the daemon's acquisition is served."""
     config_check, loaded = check_config(config)
     cfg = loaded or AppConfig()
     if mock:
@@ -77,6 +79,7 @@ def run_checks(
             cfg, target=target, token=token, reachable=daemon.reachable, spi_present=spi_present
         )
     )
+    checks.append(check_acquisition(target=target, token=token, reachable=daemon.reachable))
     return checks
 
 

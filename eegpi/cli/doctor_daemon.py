@@ -17,9 +17,12 @@ from eegpi.daemon.config import (
 )
 from eegpi.daemon.interfaces import is_wildcard_host
 from eegpi.exc import ConfigError, EegpiError
+from eegpi.status import DeviceInfo
 
 __all__ = [
     "Reachability",
+    "acquisition_verdict",
+    "check_acquisition",
     "check_chip",
     "check_config",
     "check_daemon",
@@ -252,3 +255,59 @@ def check_chip(
         f"{report.chip} (ID 0x{report.id_register:02X}), {report.channels} channels, "
         f"{report.backend} {report.path}",
     )
+
+
+def acquisition_verdict(name: str, device: DeviceInfo) -> Check:
+    """Whether a running pipeline's reader can keep its deadline with other work beside it:
+    SCHED_FIFO (or the emulator's nice) and its memory locked in RAM."""
+    what = f"{name}: {device.reader} reader at {device.scheduling} priority"
+    fixes = []
+    if device.scheduling == "normal":
+        fixes.append(
+            "let the reader raise its priority: run the shipped unit (LimitRTPRIO=50), or for "
+            "`eegpi serve` by hand an rtprio limit (a line `USER - rtprio 50` in "
+            "/etc/security/limits.d/eegpi.conf, then log in again)"
+        )
+    if not device.memory_locked:
+        fixes.append(
+            "let it lock its memory: the shipped unit has LimitMEMLOCK=infinity; by hand, "
+            "`ulimit -l unlimited` (or `USER - memlock unlimited` in limits.d)"
+        )
+    if not fixes:
+        return Check("acquisition", "ok", f"{what}, memory locked")
+    memory = "memory locked" if device.memory_locked else "memory not locked"
+    return Check(
+        "acquisition",
+        "warn",
+        f"{what}, {memory}: work beside it or memory pressure can cost conversions",
+        "; ".join(fixes),
+    )
+
+
+def check_acquisition(*, target: str, token: str | None, reachable: bool) -> Check:
+    """How the daemon's running acquisition is served (``eegpi status``'s device line)."""
+    if not reachable:
+        return Check("acquisition", "skip", "no daemon to ask")
+    from eegpi.cli.client import ControlClient
+    from eegpi.cli.errors import CliError
+    from eegpi.rpc import convert
+    from eegpi.v1 import control_pb2 as pb
+
+    try:
+        with ControlClient(target, token=token, timeout=10.0) as client:
+            reply = client.call(client.pipelines.GetStatus, pb.GetStatusRequest(name=""))
+    except CliError as exc:
+        return Check("acquisition", "fail", f"the daemon could not report its pipelines: {exc}")
+    running = [
+        (s.name, s.device)
+        for s in (convert.pipeline_status_from_pb(m) for m in reply.pipelines)
+        if s.device is not None and s.device.reader
+    ]
+    if not running:
+        return Check("acquisition", "skip", "no pipeline is acquiring")
+    checks = [acquisition_verdict(name, device) for name, device in running]
+    worst = next((c for c in checks if c.status != "ok"), checks[0])
+    if len(checks) > 1:
+        detail = "; ".join(c.detail for c in checks)
+        return dataclasses.replace(worst, detail=detail)
+    return worst

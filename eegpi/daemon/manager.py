@@ -58,6 +58,7 @@ from eegpi.pipeline.stage import SourceStage, SourceStats, StageContext, TopicPu
 from eegpi.recording import Recorders, list_recordings, repair_unfinished
 from eegpi.recording.http import serve_from
 from eegpi.status import (
+    AcquisitionReport,
     DeviceInfo,
     DeviceReport,
     LoadError,
@@ -775,6 +776,9 @@ def _device_info(runner: PipelineRunner) -> DeviceInfo | None:
     report = source.device_report()
     if not isinstance(report, DeviceReport):
         return None
+    acquisition = source.acquisition_report()
+    if not isinstance(acquisition, AcquisitionReport):
+        acquisition = None
     return DeviceInfo(
         backend=report.backend,
         path=report.path,
@@ -783,4 +787,7 @@ def _device_info(runner: PipelineRunner) -> DeviceInfo | None:
         chips=report.chips,
         channels=report.channels,
         sample_rate=report.sample_rate,
+        reader=acquisition.reader if acquisition is not None else "",
+        scheduling=acquisition.scheduling if acquisition is not None else "",
+        memory_locked=acquisition.memory_locked if acquisition is not None else False,
     )

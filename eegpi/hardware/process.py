@@ -60,6 +60,7 @@ from eegpi.hardware.config import DeviceConfig
 from eegpi.hardware.driver import Ads1299, DeviceSnapshot
 from eegpi.hardware.memlock import lock_memory
 from eegpi.hardware.native import Reader, make_acquisition
+from eegpi.hardware.native.reader import NativeAcquisition
 from eegpi.hardware.ring import FrameRing, RawFrames, RingCounts, RingHandle, RingSync
 from eegpi.hardware.shm import remove_stale
 from eegpi.hardware.spawn import LightProcess
@@ -173,6 +174,8 @@ class StartReply:
     """CPUs the acquisition thread is pinned to (None: not pinned)."""
     memory_locked: bool
     """The acquisition process's pages cannot be paged out (:mod:`eegpi.hardware.memlock`)."""
+    reader: str
+    """The reader that runs: ``python`` or ``native`` (``auto`` resolved)."""
     wall_offset_ns: int
     """Unix time minus the DRDY clock (CLOCK_MONOTONIC, or the emulator's virtual time)."""
 
@@ -541,6 +544,11 @@ class AcquisitionProcess:
         return self.started.nice_set if self.started is not None else False
 
     @property
+    def reader(self) -> str:
+        """The reader of this run: ``python`` or ``native`` (empty before a start)."""
+        return self.started.reader if self.started is not None else ""
+
+    @property
     def memory_locked(self) -> bool:
         """The child's pages stay in RAM in this run (:mod:`eegpi.hardware.memlock`)."""
         return self.started.memory_locked if self.started is not None else False
@@ -854,6 +862,7 @@ class _Child:
             nice_set=acq.nice_set,
             cpus=acq.cpus_set,
             memory_locked=memory.locked,
+            reader="native" if isinstance(acq, NativeAcquisition) else "python",
             wall_offset_ns=time.time_ns() - clock.monotonic_ns(),
         )
 

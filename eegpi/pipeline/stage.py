@@ -237,5 +237,9 @@ class SourceStage(Stage):
         """Identity/registers/lead-off of the held device (sources that hold one)."""
         return None
 
+    def acquisition_report(self) -> Any:
+        """How a device source's running acquisition is served (reader, scheduling, memory)."""
+        return None
+
     def process(self, inputs: Mapping[str, Block]) -> Mapping[str, Block]:
         raise NotImplementedError("sources are read, not processed")

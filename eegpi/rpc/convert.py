@@ -131,6 +131,9 @@ def device_info_to_pb(info: DeviceInfo) -> pb.DeviceInfo:
         chips=_u32(info.chips, "device.chips"),
         channels=_u32(info.channels, "device.channels"),
         sample_rate=_u32(info.sample_rate, "device.sample_rate"),
+        reader=info.reader,
+        scheduling=info.scheduling,
+        memory_locked=info.memory_locked,
     )
 
 
@@ -143,6 +146,9 @@ def device_info_from_pb(msg: pb.DeviceInfo) -> DeviceInfo:
         chips=msg.chips,
         channels=msg.channels,
         sample_rate=msg.sample_rate,
+        reader=msg.reader,
+        scheduling=msg.scheduling,
+        memory_locked=msg.memory_locked,
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from eegpi.cli.doctor_check import Check
+from eegpi.cli.doctor_daemon import acquisition_verdict
 from eegpi.cli.doctor_host import (
     GROUPS,
     check_clock,
@@ -30,6 +31,7 @@ from eegpi.cli.doctor_host import (
 )
 from eegpi.daemon.config import load_config
 from eegpi.hardware.config import DeviceConfig
+from eegpi.status import DeviceInfo
 from tests.conftest import Daemon
 
 ENABLE_SPI = "enable SPI: dtparam=spi=on in /boot/firmware/config.txt, reboot"
@@ -129,6 +131,12 @@ def test_doctor_finds_the_running_daemon_and_asks_it_for_the_chip(
     assert report["ports"]["status"] == "ok"
     assert report["chip"]["status"] == "ok"
     assert "held by default" in report["chip"]["detail"]  # asked the daemon, not the device
+    # how the daemon's acquisition is served, as its own status reports it
+    acquisition = report["acquisition"]
+    assert acquisition["detail"].startswith("default: python reader at "), acquisition
+    if os.geteuid() == 0:  # root: SCHED_FIFO and the memory lock are granted
+        assert acquisition["status"] == "ok", acquisition
+        assert acquisition["detail"].endswith("SCHED_FIFO priority, memory locked")
     for name in ("spi", "spi access", "gpio", "drdy line"):
         assert report[name]["status"] == "skip"
     assert code == (1 if result["failed"] else 0)
@@ -323,3 +331,28 @@ def test_the_service_user_and_its_groups() -> None:
     assert present.status == "ok"  # the unit adds spi and gpio itself
     has_both = all(g in {g.gr_name for g in grp.getgrall() if "root" in g.gr_mem} for g in GROUPS)
     assert ("not in" in present.detail) is not has_both
+
+
+def _device(scheduling: str, locked: bool) -> DeviceInfo:
+    return DeviceInfo(
+        "pi", "/dev/spidev0.0", "ADS1299", 0x3E, 1, 8, 250, "native", scheduling, locked
+    )
+
+
+def test_an_acquisition_that_cannot_keep_its_deadline_is_told_what_to_set() -> None:
+    ok = acquisition_verdict("default", _device("SCHED_FIFO", True))
+    assert ok == Check(
+        "acquisition", "ok", "default: native reader at SCHED_FIFO priority, memory locked"
+    )
+    assert acquisition_verdict("default", _device("nice", True)).status == "ok"
+    worst = acquisition_verdict("default", _device("normal", False))
+    assert worst.status == "warn"
+    assert worst.detail == (
+        "default: native reader at normal priority, memory not locked: work beside it or "
+        "memory pressure can cost conversions"
+    )
+    assert "LimitRTPRIO=50" in worst.fix and "rtprio 50" in worst.fix
+    assert "LimitMEMLOCK=infinity" in worst.fix and "ulimit -l unlimited" in worst.fix
+    unlocked = acquisition_verdict("default", _device("SCHED_FIFO", False))
+    assert unlocked.status == "warn" and "rtprio" not in unlocked.fix
+    assert "LimitMEMLOCK=infinity" in unlocked.fix

@@ -35,6 +35,9 @@ DEVICE = DeviceInfo(
     chips=1,
     channels=8,
     sample_rate=250,
+    reader="python",
+    scheduling="SCHED_FIFO",
+    memory_locked=True,
 )
 NO_CHIP = "no ADS1299 on /dev/spidev0.0: ID register read 0x00; is SPI enabled and the board wired?"
 BAD_FILE = LoadError(

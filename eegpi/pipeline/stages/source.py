@@ -78,7 +78,7 @@ from eegpi.pipeline.numbering import NumberedFrames
 from eegpi.pipeline.registry import register
 from eegpi.pipeline.stage import SourceStage, SourceStats, StageContext
 from eegpi.safe_yaml import short_repr
-from eegpi.status import DeviceReport
+from eegpi.status import AcquisitionReport, DeviceReport
 from eegpi.stream import Block, StreamMeta
 
 __all__ = ["Ads1299Source", "Ads1299SourceParams"]
@@ -794,6 +794,17 @@ class Ads1299Source(SourceStage):
     def next_slot(self) -> int:
         """The slot after the newest one counted: ``acquired + dropped`` always equals it."""
         return self._accounted
+
+    def acquisition_report(self) -> AcquisitionReport | None:
+        """The running acquisition's reader, scheduling and memory lock; None while stopped."""
+        acq = self._acq
+        if acq is None or not acq.running:
+            return None
+        scheduling = "SCHED_FIFO" if acq.priority_set else "nice" if acq.nice_set else "normal"
+        process = self._process
+        if process is None:  # a thread of the daemon: the Python reader, memory not locked
+            return AcquisitionReport("python", scheduling, False)
+        return AcquisitionReport(process.reader, scheduling, process.memory_locked)
 
     def device_report(self) -> DeviceReport | None:
         if self._snapshot is None or (self._device is None and self._process is None):
