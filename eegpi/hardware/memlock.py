@@ -13,9 +13,9 @@ so the resident size stays what the process uses (a Python process maps far more
 touches). ``MCL_FUTURE`` also locks what is mapped later (the ring of the next run, heap
 growth); it is asked for only where the lock limit is unlimited or ``CAP_IPC_LOCK`` is held,
 because under a finite ``RLIMIT_MEMLOCK`` it makes a later allocation past the limit fail.
-Without either, ``MCL_CURRENT`` alone still needs the limit to cover the whole address space,
-so it fails: the process then runs unlocked and says what to set (systemd:
-``LimitMEMLOCK=infinity``, which the shipped unit has).
+Without either, ``MCL_CURRENT`` alone still needs the limit to cover the whole address space
+(about 260 MB here), which the usual 8 MiB default does not: the process then runs unlocked and
+says what to set (systemd: ``LimitMEMLOCK=infinity``, which the shipped unit has).
 """
 
 from __future__ import annotations
