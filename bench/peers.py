@@ -194,8 +194,8 @@ def main(argv: list[str] | None = None) -> list[RunResult]:
         return []
     results = run_interleaved(
         [
-            EegpiServer(),
-            *(EegpiServer(checkout=c.resolve()) for c in args.against),
+            EegpiServer(config=args.config),
+            *(EegpiServer(checkout=c.resolve(), config=args.config) for c in args.against),
             PieegServer(exe),
         ],
         client_counts(args.clients),

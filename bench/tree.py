@@ -305,44 +305,54 @@ def terminate(proc: subprocess.Popen[str]) -> None:
 
 
 class EegpiServer:
-    """``eegpi serve --mock --autostart default`` with the shipped default pipeline."""
+    """``eegpi serve --mock --autostart default`` with the shipped default pipeline; with
+    ``config``, ``eegpi serve --config FILE`` instead, on the device that file names (a Pi's
+    own chip and reader, for the whole tree measured on a board)."""
 
     def __init__(
         self,
         pipeline: Path = REPO / "pipelines" / "default.yaml",
         checkout: Path | None = None,
         max_latency_ms: float | None = None,
+        config: Path | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.checkout = checkout  # another source tree of eegpi to run instead of this one
         self.max_latency_ms = max_latency_ms  # what its clients ask for (None: the default)
+        self.config = config
         self.name = "eegpi" if checkout is None else f"eegpi@{checkout}"
         if max_latency_ms is not None:
             self.name += f" ({max_latency_ms:g} ms clients)"
 
+    def command(self, pipelines: Path) -> list[str]:
+        """The daemon's command line: its ports on loopback, the default pipeline from
+        ``pipelines``, and the emulated chip unless a config names the device."""
+        eegpi = Path(sys.executable).parent / "eegpi"
+        cmd = [str(eegpi)] if eegpi.exists() else [sys.executable, "-m", "eegpi"]
+        device = ["--mock"] if self.config is None else ["--config", str(self.config)]
+        return [
+            *cmd,
+            "serve",
+            *device,
+            "--autostart",
+            "default",
+            "--grpc",
+            "127.0.0.1:0",
+            "--ws",
+            "127.0.0.1:0",
+            "--pipelines",
+            str(pipelines),
+        ]
+
     def start(self) -> Running:
         tmp = Path(tempfile.mkdtemp(prefix="eegpi-bench-"))
         shutil.copy(self.pipeline, tmp / "default.yaml")
-        eegpi = Path(sys.executable).parent / "eegpi"
-        cmd = [str(eegpi)] if eegpi.exists() else [sys.executable, "-m", "eegpi"]
         env = dict(os.environ)
         if self.checkout is not None:
             env["PYTHONPATH"] = os.pathsep.join([str(self.checkout), env.get("PYTHONPATH", "")])
         t0 = time.monotonic()
         proc = subprocess.Popen(
-            [
-                *cmd,
-                "serve",
-                "--mock",
-                "--autostart",
-                "default",
-                "--grpc",
-                "127.0.0.1:0",
-                "--ws",
-                "127.0.0.1:0",
-                "--pipelines",
-                str(tmp),
-            ],
+            self.command(tmp),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -487,6 +497,13 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
         "with its generated eegpi/v1 files), interleaved with this one",
     )
     ap.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="run eegpi with this config's device (on a Pi: its chip, e.g. /etc/eegpi/eegpi.yaml) "
+        "instead of the emulated chip; the ports and pipeline stay the bench's",
+    )
+    ap.add_argument(
         "--also-latency-ms",
         type=float,
         action="append",
@@ -513,9 +530,9 @@ def main(argv: list[str] | None = None) -> list[RunResult]:
     args = ap.parse_args(argv)
     results = run_interleaved(
         [
-            EegpiServer(),
-            *(EegpiServer(checkout=c.resolve()) for c in args.against),
-            *(EegpiServer(max_latency_ms=ms) for ms in args.also_latency_ms),
+            EegpiServer(config=args.config),
+            *(EegpiServer(checkout=c.resolve(), config=args.config) for c in args.against),
+            *(EegpiServer(max_latency_ms=ms, config=args.config) for ms in args.also_latency_ms),
         ],
         client_counts(args.clients),
         args.seconds,

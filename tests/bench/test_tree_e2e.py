@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench.tree import REPO, EegpiServer, measure
 
@@ -32,6 +33,21 @@ def test_the_clients_subscribe_at_the_latency_the_contender_names() -> None:
     # about 12 samples a message at 50 ms, against 2-3 at the default 10 ms
     assert r.report["messages"] > 0
     assert r.report["samples"] / r.report["messages"] >= 8, r.report
+
+
+def test_a_config_names_the_device_instead_of_the_emulator(tmp_path: Path) -> None:
+    """On a Pi, ``--config /etc/eegpi/eegpi.yaml`` measures the tree on its own chip; here the
+    config names the emulator, so the whole path runs without ``--mock``."""
+    config = tmp_path / "eegpi.yaml"
+    config.write_text("device:\n  backend: mock\n  reader: python\n")
+    server = EegpiServer(config=config)
+    command = server.command(tmp_path)
+    assert "--mock" not in command
+    assert command[command.index("--config") + 1] == str(config)
+    assert EegpiServer().command(tmp_path).count("--mock") == 1
+    r = measure(server, clients=1, seconds=1.0, warmup=0.2)
+    assert {"daemon", "acquisition"} <= set(r.labels.values()), r.labels
+    assert r.report["messages"] > 0
 
 
 def _gone(pid: int) -> bool:
