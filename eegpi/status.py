@@ -65,6 +65,8 @@ class DeviceInfo:
     """What the reader's thread was granted: ``SCHED_FIFO``, ``nice`` or ``normal``."""
     memory_locked: bool = False
     """The acquisition process's pages are locked in RAM (:mod:`eegpi.hardware.memlock`)."""
+    acquisition: str = ""
+    """Where the reader runs: ``process`` or ``thread`` (``device.acquisition``)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class AcquisitionReport:
     """Granted to the reader's thread: ``SCHED_FIFO``, ``nice``, or ``normal``."""
     memory_locked: bool
     """The acquisition process's pages are locked in RAM (never in ``acquisition: thread``)."""
+    acquisition: str
+    """``process`` or ``thread``."""
 
 
 @dataclass(frozen=True)

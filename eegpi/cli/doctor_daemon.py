@@ -268,7 +268,12 @@ def acquisition_verdict(name: str, device: DeviceInfo) -> Check:
             "`eegpi serve` by hand an rtprio limit (a line `USER - rtprio 50` in "
             "/etc/security/limits.d/eegpi.conf, then log in again)"
         )
-    if not device.memory_locked:
+    if not device.memory_locked and device.acquisition == "thread":
+        fixes.append(
+            "run the reader in its own process, which locks its memory: device.acquisition: "
+            "process (the default)"
+        )
+    elif not device.memory_locked:
         fixes.append(
             "let it lock its memory: the shipped unit has LimitMEMLOCK=infinity; by hand, "
             "`ulimit -l unlimited` (or `USER - memlock unlimited` in limits.d)"

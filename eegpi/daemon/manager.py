@@ -790,4 +790,5 @@ def _device_info(runner: PipelineRunner) -> DeviceInfo | None:
         reader=acquisition.reader if acquisition is not None else "",
         scheduling=acquisition.scheduling if acquisition is not None else "",
         memory_locked=acquisition.memory_locked if acquisition is not None else False,
+        acquisition=acquisition.acquisition if acquisition is not None else "",
     )

@@ -134,6 +134,7 @@ def device_info_to_pb(info: DeviceInfo) -> pb.DeviceInfo:
         reader=info.reader,
         scheduling=info.scheduling,
         memory_locked=info.memory_locked,
+        acquisition=info.acquisition,
     )
 
 
@@ -149,6 +150,7 @@ def device_info_from_pb(msg: pb.DeviceInfo) -> DeviceInfo:
         reader=msg.reader,
         scheduling=msg.scheduling,
         memory_locked=msg.memory_locked,
+        acquisition=msg.acquisition,
     )
 
 

@@ -333,9 +333,19 @@ def test_the_service_user_and_its_groups() -> None:
     assert ("not in" in present.detail) is not has_both
 
 
-def _device(scheduling: str, locked: bool) -> DeviceInfo:
+def _device(scheduling: str, locked: bool, acquisition: str = "process") -> DeviceInfo:
     return DeviceInfo(
-        "pi", "/dev/spidev0.0", "ADS1299", 0x3E, 1, 8, 250, "native", scheduling, locked
+        "pi",
+        "/dev/spidev0.0",
+        "ADS1299",
+        0x3E,
+        1,
+        8,
+        250,
+        "native",
+        scheduling,
+        locked,
+        acquisition,
     )
 
 
@@ -356,3 +366,7 @@ def test_an_acquisition_that_cannot_keep_its_deadline_is_told_what_to_set() -> N
     unlocked = acquisition_verdict("default", _device("SCHED_FIFO", False))
     assert unlocked.status == "warn" and "rtprio" not in unlocked.fix
     assert "LimitMEMLOCK=infinity" in unlocked.fix
+    # a reader in the daemon's thread is never locked, whatever the limit: the fix is the mode
+    in_thread = acquisition_verdict("default", _device("SCHED_FIFO", False, "thread"))
+    assert in_thread.status == "warn" and "LimitMEMLOCK" not in in_thread.fix
+    assert "device.acquisition: process" in in_thread.fix

@@ -38,6 +38,7 @@ DEVICE = DeviceInfo(
     reader="python",
     scheduling="SCHED_FIFO",
     memory_locked=True,
+    acquisition="process",
 )
 NO_CHIP = "no ADS1299 on /dev/spidev0.0: ID register read 0x00; is SPI enabled and the board wired?"
 BAD_FILE = LoadError(

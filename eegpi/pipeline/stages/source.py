@@ -803,8 +803,8 @@ class Ads1299Source(SourceStage):
         scheduling = "SCHED_FIFO" if acq.priority_set else "nice" if acq.nice_set else "normal"
         process = self._process
         if process is None:  # a thread of the daemon: the Python reader, memory not locked
-            return AcquisitionReport("python", scheduling, False)
-        return AcquisitionReport(process.reader, scheduling, process.memory_locked)
+            return AcquisitionReport("python", scheduling, False, "thread")
+        return AcquisitionReport(process.reader, scheduling, process.memory_locked, "process")
 
     def device_report(self) -> DeviceReport | None:
         if self._snapshot is None or (self._device is None and self._process is None):
