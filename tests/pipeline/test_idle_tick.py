@@ -213,10 +213,15 @@ def test_a_first_subscriber_ends_a_long_idle_tick_at_once(
         runner.stop()
     assert pub.hurry is None, "the runner's callback outlived it"
     # The idle tick being gathered when the subscriber came was cut short: what had arrived
-    # went at once, not after the 251 frames (a second) it waits for; then 3-frame ticks.
-    assert pub.after[0] < 251, pub.after
+    # went at once, not after the 251 frames (a second) it waits for; then 3-frame ticks. The
+    # cut-short read is the first after the subscription, or the second when the first only
+    # handed on a block split off the tick before (a frame that came between its wait and its
+    # take): that one returns at once, and the runner may ask for the next read's patience
+    # before the subscriber is counted.
     cap: int = runner.source._max_block  # type: ignore[union-attr]
-    assert max(pub.after[1:]) <= cap, pub.after  # ticks of 3, or a short backlog
+    assert all(n < 251 for n in pub.after), pub.after
+    assert sum(n > cap for n in pub.after[:2]) <= 1, pub.after
+    assert max(pub.after[2:]) <= cap, pub.after  # ticks of 3, or a short backlog
     blocks = pub.blocks["raw"]
     assert all(b.seq == a.end_seq for a, b in itertools.pairwise(blocks))
     assert runner.snapshot().stats.samples_dropped == 0
