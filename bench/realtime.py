@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.proctree import parse_kb
 from bench.report import BusyLoops
 from eegpi.broker.commands import DEFAULT_MAX_LATENCY_MS
 from eegpi.hardware.acquisition import SLEEPER_PRIORITY
@@ -46,7 +47,7 @@ from eegpi.pipeline.stages.source import Ads1299Source
 from eegpi.safe_yaml import load_yaml_file
 from eegpi.stream import Block
 
-__all__ = ["main", "run"]
+__all__ = ["SPECIAL_MAPPINGS", "PageOut", "main", "page_out", "run"]
 
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "default.yaml"
 
@@ -129,19 +130,49 @@ def sleeper_lateness(seconds: float, period_s: float) -> tuple[int, float]:
     return result[0]
 
 
+_MADV_PAGEOUT = 21
+_EINVAL = 22
+_SYS_PIDFD_OPEN = 434  # the same numbers on every Linux architecture
+_SYS_PROCESS_MADVISE = 440
+SPECIAL_MAPPINGS = ("[vsyscall]", "[vvar]", "[vdso]", "[vvar_vclock]")
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+def page_out(pid: int) -> tuple[int, str]:
+    """Ask the kernel to reclaim every page of ``pid`` now, as memory pressure would
+    (``process_madvise(MADV_PAGEOUT)``, Linux 5.10 and later, as root): the bytes of mappings
+    it took the advice for (0: all locked), and why it refused, if it did ("" otherwise)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pidfd = libc.syscall(_SYS_PIDFD_OPEN, pid, 0)
+    if pidfd < 0:
+        return 0, f"pidfd_open: {os.strerror(ctypes.get_errno())}"
+    accepted, refused = 0, ""
+    try:
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            if line.endswith(SPECIAL_MAPPINGS):
+                continue
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            vec = _IoVec(lo, hi - lo)
+            done = libc.syscall(_SYS_PROCESS_MADVISE, pidfd, ctypes.byref(vec), 1, _MADV_PAGEOUT, 0)
+            if done > 0:
+                accepted += done
+            elif ctypes.get_errno() != _EINVAL:  # EINVAL: a locked or special mapping
+                refused = f"process_madvise: {os.strerror(ctypes.get_errno())}"
+    except OSError:
+        pass  # the process ended
+    finally:
+        os.close(pidfd)
+    return accepted, refused
+
+
 class PageOut:
-    """Reclaims every page of a process every ``interval_s``, as memory pressure would."""
-
-    _MADV_PAGEOUT = 21
-    _SYS_PIDFD_OPEN = 434  # the same number on every Linux architecture since 5.3
-    _SYS_PROCESS_MADVISE = 440
-
-    class _IoVec(ctypes.Structure):
-        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    """Reclaims every page of a process every ``interval_s`` (:func:`page_out`)."""
 
     def __init__(self, pid: int, interval_s: float) -> None:
         self._pid, self._interval = pid, interval_s
-        self._libc = ctypes.CDLL(None, use_errno=True)
         self._stop = threading.Event()
         self.rounds = 0
         self.accepted = 0
@@ -153,32 +184,10 @@ class PageOut:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            self._round()
-
-    def _round(self) -> None:
-        libc = self._libc
-        pidfd = libc.syscall(self._SYS_PIDFD_OPEN, self._pid, 0)
-        if pidfd < 0:
-            self.refused = f"pidfd_open: {os.strerror(ctypes.get_errno())}"
-            return
-        try:
-            for line in Path(f"/proc/{self._pid}/maps").read_text().splitlines():
-                if line.endswith(("[vsyscall]", "[vvar]", "[vdso]", "[vvar_vclock]")):
-                    continue
-                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
-                vec = self._IoVec(lo, hi - lo)
-                done = libc.syscall(
-                    self._SYS_PROCESS_MADVISE, pidfd, ctypes.byref(vec), 1, self._MADV_PAGEOUT, 0
-                )
-                if done > 0:
-                    self.accepted += done
-                elif ctypes.get_errno() not in (22,):  # EINVAL: a locked or special mapping
-                    self.refused = f"process_madvise: {os.strerror(ctypes.get_errno())}"
-        except OSError:
-            pass  # the process ended
-        finally:
-            os.close(pidfd)
-        self.rounds += 1
+            accepted, refused = page_out(self._pid)
+            self.accepted += accepted
+            self.refused = refused or self.refused
+            self.rounds += 1
 
     def stop(self) -> None:
         self._stop.set()
@@ -194,8 +203,7 @@ def _proc_fields(pid: int | None) -> tuple[int, int]:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return 0, 0
-    locked = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("VmLck:")), "0")
-    return majflt, int(locked)
+    return majflt, round(parse_kb(status, "VmLck") * 1024)
 
 
 def run(

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -777,8 +778,7 @@ def _device_info(runner: PipelineRunner) -> DeviceInfo | None:
     if not isinstance(report, DeviceReport):
         return None
     acquisition = source.acquisition_report()
-    if not isinstance(acquisition, AcquisitionReport):
-        acquisition = None
+    serving = dataclasses.asdict(acquisition) if isinstance(acquisition, AcquisitionReport) else {}
     return DeviceInfo(
         backend=report.backend,
         path=report.path,
@@ -787,8 +787,5 @@ def _device_info(runner: PipelineRunner) -> DeviceInfo | None:
         chips=report.chips,
         channels=report.channels,
         sample_rate=report.sample_rate,
-        reader=acquisition.reader if acquisition is not None else "",
-        scheduling=acquisition.scheduling if acquisition is not None else "",
-        memory_locked=acquisition.memory_locked if acquisition is not None else False,
-        acquisition=acquisition.acquisition if acquisition is not None else "",
+        **serving,
     )
