@@ -2,7 +2,9 @@
 
 Both sides serve the same stream on 127.0.0.1 to ``N`` clients that run in a separate process,
 so only the server's CPU is counted. A producer thread makes one block per tick (``--tick``
-samples at ``--rate``: 2, the pipeline's 8 ms tick at 250 SPS) and hands it to the event loop:
+samples at ``--rate``; by default what the source's default tick gathers at that rate, the
+first frame plus those due within ``tick_ms``: 3 at 250 SPS, so 83 ticks a second, as the
+whole tree's clients receive) and hands it to the event loop:
 
 - **eegpi**: through the real ``LoopPublisher`` (``publish`` then ``flush`` once per tick, as
   the pipeline runner does) into the real ``TopicHub`` and WebSocket server, subscribers at the
@@ -20,7 +22,7 @@ clients received; the machine may be shared, and CPU time, unlike wall-clock thr
 not count what other processes take. ``ratio = bare / eegpi`` (1.0 means eegpi costs what a
 bare broadcast costs; the target is at least 0.8). One run, nothing asserted.
 
-    python -m bench.fanout [--clients 10 100] [--seconds 10] [--rate 250] [--tick 2]
+    python -m bench.fanout [--clients 10 100] [--seconds 10] [--rate 250] [--tick 3]
                            [--format json|binary]
 """
 
@@ -45,6 +47,7 @@ from websockets.asyncio.server import ServerConnection, broadcast, serve
 from eegpi.broker import LoopPublisher, TopicHub, start_ws_server
 from eegpi.broker.codec import encode_binary_data, encode_json_data
 from eegpi.broker.commands import DEFAULT_MAX_LATENCY_MS
+from eegpi.pipeline.stages.source import Ads1299SourceParams
 from eegpi.stream import Block, StreamMeta
 
 TOPIC = "bench"
@@ -231,7 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--rate", type=int, default=250)
     ap.add_argument("--channels", type=int, default=8)
-    ap.add_argument("--tick", type=int, default=2, help="samples per tick")
+    ap.add_argument(
+        "--tick", type=int, help="samples per tick (default: the source's default tick's)"
+    )
     ap.add_argument("--format", choices=("json", "binary"), default="json")
     ap.add_argument(
         "--repeat",
@@ -242,6 +247,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--client-of", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="eegpi", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.tick is None:
+        args.tick = Ads1299SourceParams(sample_rate=args.rate).tick_frames
     if args.client_of:
         asyncio.run(_clients_main(args.client_of, args.clients[0], args.mode, args.format))
         return

@@ -48,6 +48,32 @@ def test_json_data_maps_non_finite_values_to_null() -> None:
     }
 
 
+def test_json_data_round_trips_every_float64_exactly_whatever_the_array_layout() -> None:
+    rng = np.random.default_rng(7)
+    values = np.concatenate(
+        [
+            rng.standard_normal((6, 8)) * 10.0 ** rng.integers(-12, 12, (6, 8)),
+            [[0.0, -0.0, 5e-324, 1.7976931348623157e308, 1e16, 1e-7, 0.1, -187500.0]],
+        ]
+    )
+    layouts = {
+        "C order": values,
+        "Fortran order": np.asfortranarray(values),
+        "every other row": values[::2],
+        "big-endian": values.astype(">f8"),
+        "float32": values[:6].astype(np.float32),  # the extremes overflow float32
+    }
+    for name, data in layouts.items():
+        text = encode_json_data("eeg", np.int64(2**40), 1.7e9 + 0.123, data)
+        message = json.loads(text)
+        assert (message["seq"], message["timestamp"]) == (2**40, 1.7e9 + 0.123), name
+        decoded = np.array(message["data"], dtype=np.float64)
+        expected = np.asarray(data, dtype=np.float64)
+        assert decoded.shape == expected.shape, name
+        assert decoded.tobytes() == expected.tobytes(), name  # bit for bit, signed zero too
+    assert encode_json_data("eeg", 0, 0.0, np.zeros((0, 8))).endswith('"data":[]}')
+
+
 def test_cap_is_100_ms_or_the_byte_budget() -> None:
     assert chunk_cap(250, 8) == 25
     assert chunk_cap(16000, 8) == 1600
