@@ -234,21 +234,12 @@ def _fmt(v: float | None, fmt: str = "{:.1f}") -> str:
     return "n/a" if v is None else fmt.format(v)
 
 
-def realtime_row(
-    label: str, rate: int, r: dict[str, Any], floor: tuple[int, float, float] | None = None
-) -> Row:
-    """Conversions lost (target 0 at EEG rates, up to 1000 SPS) and CPU of one real-time run;
-    ``floor``: (late wake-ups, latest in us, seconds) of a bare sleeper just before it."""
+def realtime_row(label: str, rate: int, r: dict[str, Any]) -> Row:
+    """Conversions lost (target 0 at EEG rates, up to 1000 SPS) and CPU of one real-time run,
+    with what the host's stalls account for when the run was witnessed."""
     slots = max(int(r["slots"]), 1)
     what = "real time" if rate <= 1000 else "the chip's limit in real time"
-    host = ""
-    if floor is not None:
-        late, latest_us, seconds = floor
-        host = (
-            f"; the host's floor just before, under the same load: a bare SCHED_FIFO thread "
-            f"sleeping to each period woke more than one period late {late} times in "
-            f"{seconds:g} s (latest {latest_us / 1000:.1f} ms late)"
-        )
+    host = "" if r.get("witnessed") is None else "; " + realtime.witness_summary(r, rate)
     return Row(
         f"{what}: {label}, default pipeline, acquisition process",
         "0 lost" if rate <= 1000 else "",
@@ -345,17 +336,15 @@ def _run_all(d: Durations, with_peer: bool) -> tuple[list[Row], list[str]]:
         ("4 kSPS x 32 ch", 4000, 4),
     ):
         print(f"== real time, {label} (emulated chip{'s' if chips > 1 else ''}) ==")
-        floor = None
-        if rate <= 1000:  # the reader sleeps until DRDY: what the host does to such a sleeper
-            late, latest_us = realtime.sleeper_lateness(d.realtime, 1 / rate)
-            floor = (late, latest_us, d.realtime)
-            print(f"  host floor: {late} wake-ups over a period late, latest {latest_us:.0f} us")
-        rt = realtime.run(rate, d.realtime, "process", chips)
+        # the reader sleeps until DRDY up to 1000 SPS: the host's stalls are witnessed meanwhile
+        rt = realtime.run(rate, d.realtime, "process", chips, witness=rate <= 1000)
         print(
             f"  dropped {rt['dropped']} of {rt['slots']}, CPU daemon "
             f"{100 * rt['parent_cpu']:.1f} %, acquisition {100 * rt['child_cpu']:.1f} %"
         )
-        rows.append(realtime_row(label, rate, rt, floor))
+        if rt["witnessed"] is not None:
+            print(f"  {realtime.witness_summary(rt, rate)}")
+        rows.append(realtime_row(label, rate, rt))
 
     print()
     print("== 16 kSPS x 8 ch to 10 binary clients and 1 stalled client ==")

@@ -37,6 +37,7 @@ from typing import Any
 
 from bench.proctree import parse_kb
 from bench.report import BusyLoops
+from bench.witness import Gap, Witnessed, Witnesses, explained
 from eegpi.broker.commands import DEFAULT_MAX_LATENCY_MS
 from eegpi.hardware.acquisition import SLEEPER_PRIORITY
 from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig
@@ -47,19 +48,35 @@ from eegpi.pipeline.stages.source import Ads1299Source
 from eegpi.safe_yaml import load_yaml_file
 from eegpi.stream import Block
 
-__all__ = ["SPECIAL_MAPPINGS", "PageOut", "main", "page_out", "run"]
+__all__ = ["SPECIAL_MAPPINGS", "PageOut", "main", "page_out", "run", "witness_summary"]
 
 DEFAULT_PIPELINE = Path(__file__).resolve().parent.parent / "pipelines" / "default.yaml"
 
 
 class _CountingPublisher(NullPublisher):
-    """Counts the blocks, and ticks as for clients watching at the default latency."""
+    """Counts the blocks and notes the loss gaps of one topic (with the CLOCK_MONOTONIC time
+    of each gap's first lost conversion), and ticks as for clients watching at the default
+    latency."""
 
-    def __init__(self) -> None:
+    def __init__(self, rate: int) -> None:
         self.blocks = 0
+        self.gaps: list[Gap] = []
+        self._rate = rate
+        self._topic: str | None = None
+        self._next_seq = 0
+        self._unix_minus_mono_s = time.time() - time.monotonic()
 
     def publish(self, topic: str, block: Block) -> None:
         self.blocks += 1
+        if self._topic is None:
+            self._topic, self._next_seq = topic, block.seq
+        if topic != self._topic or block.n_samples == 0:
+            return
+        lost = block.seq - self._next_seq
+        if lost > 0:
+            first_lost = block.timestamp - lost / self._rate - self._unix_minus_mono_s
+            self.gaps.append(Gap(int(first_lost * 1e9), lost))
+        self._next_seq = block.end_seq
 
     def patience_ms(self, topic: str) -> float | None:
         return DEFAULT_MAX_LATENCY_MS  # the pipeline ticks at tick_ms
@@ -212,8 +229,12 @@ def run(
     acquisition: AcquisitionMode,
     chips: int = 1,
     page_out_ms: float = 0.0,
+    witness: bool = False,
 ) -> dict[str, Any]:
-    """One real-time run of the default pipeline; returns the figures ``main`` prints."""
+    """One real-time run of the default pipeline; returns the figures ``main`` prints.
+
+    ``witness``: watch the host's stalls during the run (:mod:`bench.witness`) and tell how
+    many of its loss gaps they account for."""
     doc = load_yaml_file(DEFAULT_PIPELINE, "pipeline file")  # read as the daemon reads it
     for stage in doc["stages"]:
         if stage["type"] == "ads1299_source":
@@ -222,13 +243,16 @@ def run(
     cfg = DeviceConfig(
         backend="mock", acquisition=acquisition, emulator=EmulatorConfig(realtime=True)
     )
-    publisher = _CountingPublisher()
+    publisher = _CountingPublisher(rate)
     runner = PipelineRunner(spec, StageContext("bench", cfg, publisher))
     runner.open()
+    witnesses: Witnesses | None = None
     source = runner.source
     assert isinstance(source, Ads1299Source)
     try:
         runner.start()
+        # the witnesses start before the window, so they watch all of it
+        witnesses = Witnesses(1 / rate) if witness else None
         child = source._process.pid if source._process is not None else None
         wall0, cpu0, child0 = time.monotonic(), _self_cpu_s(), _pid_cpu_s(child)
         stats0 = runner.snapshot().stats
@@ -237,11 +261,13 @@ def run(
         overflowed0 = acq0.overflowed if acq0 is not None else 0
         faults0, _ = _proc_fields(child)
         squeeze = PageOut(child, page_out_ms / 1000) if page_out_ms and child else None
+        window_ns = time.monotonic_ns()
         try:
             time.sleep(seconds)  # a benchmark, not a test: the run is the measurement
         finally:
             if squeeze is not None:
                 squeeze.stop()
+        window_end_ns = time.monotonic_ns()
         faults1, locked_kb = _proc_fields(child)
         wall = time.monotonic() - wall0
         child1 = _pid_cpu_s(child)
@@ -253,8 +279,12 @@ def run(
         # counted over the measured window only, like `dropped` below
         missed = (acq.missed if acq is not None else 0) - missed0
         overflowed = (acq.overflowed if acq is not None else 0) - overflowed0
+        witnessed = witnesses.stop() if witnesses is not None else None
     finally:
+        if witnesses is not None:
+            witnesses.stop()  # none is left watching after a failed run
         runner.stop()
+    gaps = [gap for gap in list(publisher.gaps) if window_ns <= gap.at_ns < window_end_ns]
     acquired = snap.stats.samples_acquired - stats0.samples_acquired
     dropped = snap.stats.samples_dropped - stats0.samples_dropped
     return {
@@ -274,7 +304,24 @@ def run(
         "major_faults": faults1 - faults0,
         "locked_kb": locked_kb,
         "page_out": squeeze,
+        "gaps": gaps,
+        "witnessed": witnessed,
+        "explained": explained(gaps, witnessed.stalls, int(1e9 / rate)) if witnessed else 0,
     }
+
+
+def witness_summary(r: dict[str, Any], rate: int) -> str:
+    """What the witnesses saw during run ``r`` and how many of its loss gaps that explains."""
+    w: Witnessed = r["witnessed"]
+    gaps: list[Gap] = r["gaps"]
+    fifo = "" if w.fifo else " (SCHED_FIFO refused: they saw their own scheduling too)"
+    return (
+        f"during the run, witnesses (a SCHED_FIFO sleeper per CPU, just below the reader's "
+        f"priority{fifo}) woke more than one period ({1e6 / rate:.0f} us) late "
+        f"{len(w.stalls)} times in {w.wakeups} wake-ups (longest {w.longest_ms:.1f} ms); "
+        f"{r['explained']} of the run's {len(gaps)} loss gaps ({sum(g.count for g in gaps)} "
+        "conversions) fell within such a stall"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -307,7 +354,9 @@ def main(argv: list[str] | None = None) -> None:
         sleeps = args.rate <= 1000  # the reader sleeps until DRDY; faster, the emulator spins
         measure = sleeper_lateness if sleeps else host_stalls
         floor = measure(args.floor_seconds, 1 / args.rate) if args.floor_seconds > 0 else None
-        r = run(args.rate, args.seconds, args.acquisition, args.chips, args.page_out)
+        r = run(
+            args.rate, args.seconds, args.acquisition, args.chips, args.page_out, witness=sleeps
+        )
     finally:
         loops.stop()
     load = f", beside {args.load} busy loop(s)" if args.load else ""
@@ -355,6 +404,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{args.floor_seconds:g} s (longest {longest:.0f} us): the run's drops come from "
             "stalls like these"
         )
+    if r["witnessed"] is not None:
+        print(f"  host stalls            {witness_summary(r, args.rate)}")
     if r["error"]:
         print(f"  pipeline error         {r['error']}")
 
