@@ -16,6 +16,9 @@ Prints one run's figures; nothing is asserted. Before the run it measures the ho
 sleeping the same way wakes more than one period late; faster, where the emulator busy-waits, how
 often a bare busy loop is kept off the CPU for longer than one period (a VM or a shared host
 does this; no acquisition design can read a frame while the host runs something else).
+At 1000 SPS and slower it also watches the host *during* the run (:mod:`bench.witness`: a
+SCHED_FIFO sleeper per CPU, just below the reader's priority) and says how many of the run's
+loss gaps fell within a stall the witnesses saw too.
 
 ``--page-out MS`` makes the kernel reclaim every page of the acquisition process every MS ms
 (``process_madvise(MADV_PAGEOUT)``, Linux 5.10 and later, as root), as memory pressure on a
