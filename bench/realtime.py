@@ -40,7 +40,7 @@ from typing import Any
 
 from bench.proctree import parse_kb
 from bench.report import BusyLoops
-from bench.witness import Gap, Witnessed, Witnesses, explained
+from bench.witness import Gap, Witnessed, Witnesses, explained, sleep_to_boundaries
 from eegpi.broker.commands import DEFAULT_MAX_LATENCY_MS
 from eegpi.hardware.acquisition import SLEEPER_PRIORITY
 from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig
@@ -130,18 +130,9 @@ def sleeper_lateness(seconds: float, period_s: float) -> tuple[int, float]:
     def sleeper() -> None:
         with contextlib.suppress(OSError, AttributeError):
             os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(SLEEPER_PRIORITY))
-        period = int(period_s * 1e9)
-        start = time.monotonic_ns()
-        due, end = start + period, start + int(seconds * 1e9)
-        count, latest = 0, 0
-        while due < end:
-            time.sleep(max(0, due - time.monotonic_ns()) / 1e9)
-            late = time.monotonic_ns() - due
-            latest = max(latest, late)
-            if late > period:
-                count += 1
-                due += (late // period) * period  # the boundaries it slept through
-            due += period
+        end = time.monotonic_ns() + int(seconds * 1e9)
+        _, stalls, latest = sleep_to_boundaries(int(period_s * 1e9), lambda due: due >= end)
+        count = len(stalls)
         result.append((count, latest / 1e3))
 
     thread = threading.Thread(target=sleeper, name="bench-floor")

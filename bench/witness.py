@@ -22,12 +22,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from eegpi.hardware.acquisition import SLEEPER_PRIORITY
 
-__all__ = ["Gap", "Stall", "Witnessed", "Witnesses", "explained"]
+__all__ = ["Gap", "Stall", "Witnessed", "Witnesses", "explained", "sleep_to_boundaries"]
 
 WITNESS_PRIORITY = SLEEPER_PRIORITY - 1
 """Below the reader's priority: a witness may wait for the reader, never the other way."""
@@ -123,6 +123,30 @@ class Witnesses:
         return self._seen
 
 
+def sleep_to_boundaries(
+    period_ns: int, done: Callable[[int], bool]
+) -> tuple[int, list[tuple[int, int]], int]:
+    """Sleep to every period boundary until ``done(due_ns)``: the wake-ups, those more than a
+    period late as (due_ns, late_ns), and the latest lateness (ns). The calling thread's
+    scheduling is the caller's to set."""
+    now, sleep = time.monotonic_ns, time.sleep
+    stalls: list[tuple[int, int]] = []
+    wakeups, latest = 0, 0
+    due = now() + period_ns
+    while not done(due):
+        remaining = due - now()
+        if remaining > 0:
+            sleep(remaining / 1e9)
+        late = now() - due
+        wakeups += 1
+        latest = max(latest, late)
+        if late > period_ns:
+            stalls.append((due, late))
+            due += (late // period_ns) * period_ns  # the boundaries it slept through
+        due += period_ns
+    return wakeups, stalls, latest
+
+
 def _watch(cpu: int, period_ns: int) -> dict[str, object]:
     """Sleep to every period boundary until SIGTERM; note the wake-ups over a period late."""
     with contextlib.suppress(OSError):
@@ -136,23 +160,10 @@ def _watch(cpu: int, period_ns: int) -> dict[str, object]:
 
     lock_memory()
     gc.disable()  # nothing here lives long; a collection would be a stall of our own
-    stalls: list[tuple[int, int]] = []
-    wakeups = 0
-    now, sleep = time.monotonic_ns, time.sleep
     stop: list[int] = []  # SIGTERM ends the loop after the wake-up it falls in is noted
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
     print("watching", flush=True)
-    due = now() + period_ns
-    while not stop:
-        remaining = due - now()
-        if remaining > 0:
-            sleep(remaining / 1e9)
-        late = now() - due
-        wakeups += 1
-        if late > period_ns:
-            stalls.append((due, late))
-            due += (late // period_ns) * period_ns  # the boundaries it slept through
-        due += period_ns
+    wakeups, stalls, _ = sleep_to_boundaries(period_ns, lambda due: bool(stop))
     return {"cpu": cpu, "wakeups": wakeups, "stalls": stalls, "fifo": fifo}
 
 
