@@ -168,6 +168,7 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
         )
     finally:
         if grpc is None:
+            publisher.close()
             await hub.close()
             ws.close()
             await ws.wait_closed()
@@ -227,6 +228,7 @@ async def run(cfg: AppConfig, *, stop: asyncio.Event | None = None) -> int:
         task.cancel()
     await grpc.set_serving(False)
     await manager.stop_all()
+    publisher.close()
     await hub.close()
     ws.close()
     await ws.wait_closed()

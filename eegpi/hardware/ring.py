@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -422,7 +422,8 @@ class FrameRing:
         counters, lock, wake = self._counters, self.sync.lock, self.sync.wake
         signalled = True
         while True:
-            _acquire(lock)
+            if not lock.acquire(True, _LOCK_TIMEOUT_S):  # _acquire, inline: the tick's path
+                _lock_lost()
             try:
                 available = int(counters[_WRITTEN] - counters[_TAKEN])
                 remaining = deadline - time.monotonic()
@@ -458,7 +459,8 @@ class FrameRing:
         One hold of the lock: the producer never waits for it (it publishes with the next
         frame instead), and copying a tick's frames takes microseconds."""
         counters, lock, capacity = self._counters, self.sync.lock, self.capacity
-        _acquire(lock)
+        if not lock.acquire(True, _LOCK_TIMEOUT_S):  # _acquire, inline: the tick's path
+            _lock_lost()
         try:
             taken = int(counters[_TAKEN])
             available = int(counters[_WRITTEN]) - taken
@@ -492,12 +494,16 @@ class FrameRing:
 
 
 def _acquire(lock: _Lock) -> None:
-    """Take the ring's lock, with :class:`_held`'s timeout (the hot paths' form of it)."""
+    """Take the ring's lock, with :class:`_held`'s timeout."""
     if not lock.acquire(True, _LOCK_TIMEOUT_S):
-        raise HardwareError(
-            f"the acquisition ring's lock was not released within {_LOCK_TIMEOUT_S} s; the "
-            "acquisition process probably died while holding it"
-        )
+        _lock_lost()
+
+
+def _lock_lost() -> NoReturn:
+    raise HardwareError(
+        f"the acquisition ring's lock was not released within {_LOCK_TIMEOUT_S} s; the "
+        "acquisition process probably died while holding it"
+    )
 
 
 class _held:

@@ -118,6 +118,28 @@ def test_any_bytes_decode_as_big_endian_twos_complement_words_of_every_chain() -
                 assert dec.status.tolist() == status and dec.counts.tolist() == counts
 
 
+def test_decoding_reads_the_bytes_not_their_layout_and_keeps_nothing_of_them() -> None:
+    rng = np.random.default_rng(3)
+    wide = rng.integers(0, 256, (12, 2 * 27 + 5), dtype=np.uint8)
+    expected = decode_frames(np.ascontiguousarray(wide[::2, 5:]), 2, 8)
+    layouts = {
+        "rows and columns of a wider buffer": wide[::2, 5:],
+        "Fortran order": np.asfortranarray(wide[::2, 5:]),
+        "byte values in int64": wide[::2, 5:].astype(np.int64),
+        "read-only": np.frombuffer(wide[::2, 5:].tobytes(), np.uint8).reshape(6, 54),
+    }
+    for name, raw in layouts.items():
+        dec = decode_frames(raw, 2, 8)
+        assert np.array_equal(dec.counts, expected.counts), name
+        assert np.array_equal(dec.status, expected.status), name
+        assert dec.counts.flags.c_contiguous and not np.shares_memory(dec.counts, raw), name
+    raw = np.ascontiguousarray(wide[::2, 5:])
+    dec = decode_frames(raw, 2, 8)
+    raw[:] = 0  # the ring's slots are reused: a decoded block must not change with them
+    assert np.array_equal(dec.counts, expected.counts)
+    assert np.array_equal(dec.status, expected.status)
+
+
 def test_lsb_matches_the_datasheet_table() -> None:
     table = {1: 0.53644, 2: 0.26822, 4: 0.13411, 6: 0.08941, 8: 0.06706, 12: 0.04470, 24: 0.02235}
     for gain, lsb in table.items():

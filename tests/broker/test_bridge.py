@@ -88,16 +88,11 @@ async def test_full_deque_drops_the_oldest_block_and_counts_it() -> None:
     ]
 
 
-class CountingLoop:
-    """The loop, with a count of the wake-ups asked of it from other threads."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.wakeups = 0
-
-    def call_soon_threadsafe(self, callback, *args):  # type: ignore[no-untyped-def]
-        self.wakeups += 1
-        return self._loop.call_soon_threadsafe(callback, *args)
+async def loop_passes() -> None:
+    """Let the loop run what a wake-up already written asks for: one pass of its selector sees
+    the eventfd readable and queues the reader behind this task, the next runs it."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
 
 
 class AppliedHub(TopicHub):
@@ -128,8 +123,7 @@ class AppliedHub(TopicHub):
 
 async def test_one_wake_up_per_tick_for_all_topics() -> None:
     hub = AppliedHub()
-    loop = CountingLoop(asyncio.get_running_loop())
-    publisher = LoopPublisher(loop, hub)  # type: ignore[arg-type]
+    publisher = LoopPublisher(asyncio.get_running_loop(), hub)
     topics = ("a", "b", "c")
     per_tick: list[tuple[int, int]] = []  # wake-ups asked by the publishes, then by the flush
 
@@ -139,12 +133,12 @@ async def test_one_wake_up_per_tick_for_all_topics() -> None:
         publisher.flush()
         hub.wait_applied(len(topics))
         for tick in range(20):
-            before = loop.wakeups
+            before = publisher.wakeups
             for topic in topics:
                 publisher.publish(topic, make_block(tick, 1))
-            after_publish = loop.wakeups
+            after_publish = publisher.wakeups
             publisher.flush()
-            per_tick.append((after_publish - before, loop.wakeups - after_publish))
+            per_tick.append((after_publish - before, publisher.wakeups - after_publish))
             hub.wait_applied(len(topics) * (tick + 2))  # the loop drained this tick
 
     await asyncio.to_thread(pipeline_thread)
@@ -205,23 +199,40 @@ async def test_blocks_nobody_watches_never_wake_the_loop_and_flow_once_watched()
     hub = RecordingHub(watch_all=False)
     publisher = LoopPublisher(asyncio.get_running_loop(), hub, max_pending=1000)
     publisher.declare("eeg", META)
-    await asyncio.sleep(0)  # the declare drains
+    await loop_passes()  # the declare drains
     assert hub.calls == [("declare", "eeg", None)]
     for i in range(5):
         publisher.publish("eeg", make_block(i, 1))
         publisher.flush()
-    await asyncio.sleep(0)
+    await loop_passes()
     assert hub.calls == [("declare", "eeg", None)], "unwatched blocks reached the hub"
     assert publisher.dropped == 0  # nobody could have received them: not a loss
     hub._watched = frozenset({"eeg"})
     publisher.publish("eeg", make_block(5, 1))
     publisher.flush()
-    await asyncio.sleep(0)
+    await loop_passes()
     assert hub.calls[-1] == ("publish", "eeg", 5)
     # a changed meta always reaches the hub, watched or not, so a later subscriber's ack is true
     hub._watched = frozenset()
     changed = make_block(6, 1, meta=META.with_changes(units="counts"))
     publisher.publish("eeg", changed)
     publisher.flush()
-    await asyncio.sleep(0)
+    await loop_passes()
     assert ("publish", "eeg", 6) in hub.calls[-2:]  # the hub then announces the new meta
+
+
+async def test_close_hands_over_what_waits_and_later_blocks_are_counted_as_dropped() -> None:
+    hub = RecordingHub()
+    publisher = LoopPublisher(asyncio.get_running_loop(), hub)
+    publisher.declare("eeg", META)
+    publisher.flush()
+    publisher.publish("eeg", make_block(0, 2))
+    publisher.flush()  # its wake-up is written, but this loop has not run the drain yet
+    publisher.close()
+    assert hub.calls == [("declare", "eeg", None), ("publish", "eeg", 0)]
+    publisher.publish("eeg", make_block(2, 3))
+    publisher.flush()
+    publisher.close()  # idempotent
+    await loop_passes()
+    assert hub.calls == [("declare", "eeg", None), ("publish", "eeg", 0)]
+    assert publisher.dropped == 1 and publisher.dropped_samples == 3
