@@ -86,7 +86,8 @@ class LoopPublisher:
         """Hand the hub what is still pending, stop watching the eventfd and close it (on the
         loop, after the last pipeline stopped; later publishes are dropped and counted).
         Idempotent."""
-        efd, self._efd = self._efd, None
+        with self._lock:  # from here on no producer writes to the descriptor
+            efd, self._efd = self._efd, None
         if efd is None:
             return
         self._drain()
@@ -137,10 +138,12 @@ class LoopPublisher:
         """
         self._ticking.on = True
         with self._lock:
-            wake = bool(self._ops) and not self._scheduled
-            self._scheduled = self._scheduled or wake
-        if wake:
-            self._wake()
+            if not self._ops or self._scheduled:
+                return
+            self._scheduled = True
+            if self._wake_locked():
+                return
+        self._discard_pending()
 
     def _put(self, op: _Op, *, wake: bool) -> None:
         with self._lock:
@@ -149,22 +152,22 @@ class LoopPublisher:
                     self._drop_oldest_block()
                 self._blocks += 1
             self._ops.append(op)
-            wake = wake and not self._scheduled
-            self._scheduled = self._scheduled or wake
-        if wake:
-            self._wake()
+            if not wake or self._scheduled:
+                return
+            self._scheduled = True
+            if self._wake_locked():
+                return
+        self._discard_pending()
 
-    def _wake(self) -> None:
-        """Schedule one drain; called by the thread that set ``_scheduled``."""
+    def _wake_locked(self) -> bool:
+        """Schedule one drain (with the lock held, so ``close`` cannot close the descriptor
+        under the write); False when nothing will drain: the daemon is shutting down."""
         efd = self._efd
-        if efd is None or self._loop.is_closed():  # the daemon is shutting down
-            self._discard_pending()
-            return
+        if efd is None or self._loop.is_closed():
+            return False
         self.wakeups += 1
-        try:
-            os.eventfd_write(efd, 1)
-        except OSError:  # closed meanwhile by ``close``
-            self._discard_pending()
+        os.eventfd_write(efd, 1)
+        return True
 
     def _on_wake(self) -> None:
         """On the loop: the eventfd is readable, so a drain was asked for."""
