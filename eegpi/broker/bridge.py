@@ -7,7 +7,7 @@ topics: the runner calls :meth:`LoopPublisher.flush` at the end of every tick, a
 that thread's publishes only collect and its flush schedules one drain. The wake-up is a write
 to an eventfd the loop watches with a reader registered once, not ``call_soon_threadsafe``:
 that builds a handle and copies the context on the producer's side and costs the loop two
-``recv`` calls on its self-pipe, a few dozen microseconds a tick with cold caches at 250 SPS;
+``recv`` calls on its self-pipe, some 8 Python-level calls a tick on the producer alone;
 one ``write`` and one ``read`` of a counter do the same. A thread that never flushes
 keeps the simple rule: a publish wakes the loop unless a drain is already scheduled. Declare,
 retract and events (markers) are rare and always wake it (a stage closing after the last tick
@@ -78,6 +78,7 @@ class LoopPublisher:
         self.wakeups = 0
         """Wake-ups of the loop asked for so far (each one drain)."""
         self._efd: int | None = None
+        self._efd_lock = threading.Lock()
         if not loop.is_closed():
             self._efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             loop.add_reader(self._efd, self._on_wake)
@@ -86,7 +87,7 @@ class LoopPublisher:
         """Hand the hub what is still pending, stop watching the eventfd and close it (on the
         loop, after the last pipeline stopped; later publishes are dropped and counted).
         Idempotent."""
-        with self._lock:  # from here on no producer writes to the descriptor
+        with self._efd_lock:  # from here on no producer writes to the descriptor
             efd, self._efd = self._efd, None
         if efd is None:
             return
@@ -138,12 +139,10 @@ class LoopPublisher:
         """
         self._ticking.on = True
         with self._lock:
-            if not self._ops or self._scheduled:
-                return
-            self._scheduled = True
-            if self._wake_locked():
-                return
-        self._discard_pending()
+            wake = bool(self._ops) and not self._scheduled
+            self._scheduled = self._scheduled or wake
+        if wake:
+            self._wake()
 
     def _put(self, op: _Op, *, wake: bool) -> None:
         with self._lock:
@@ -152,22 +151,23 @@ class LoopPublisher:
                     self._drop_oldest_block()
                 self._blocks += 1
             self._ops.append(op)
-            if not wake or self._scheduled:
-                return
-            self._scheduled = True
-            if self._wake_locked():
-                return
-        self._discard_pending()
+            wake = wake and not self._scheduled
+            self._scheduled = self._scheduled or wake
+        if wake:
+            self._wake()
 
-    def _wake_locked(self) -> bool:
-        """Schedule one drain (with the lock held, so ``close`` cannot close the descriptor
-        under the write); False when nothing will drain: the daemon is shutting down."""
-        efd = self._efd
-        if efd is None or self._loop.is_closed():
-            return False
-        self.wakeups += 1
-        os.eventfd_write(efd, 1)
-        return True
+    def _wake(self) -> None:
+        """Schedule one drain; called by the thread that set ``_scheduled``, outside the
+        hand-off's lock (the drain takes that lock, and must not wait for this write). A lock of
+        its own keeps ``close`` from closing the descriptor under the write; only ``close``,
+        rare, ever waits for it."""
+        with self._efd_lock:
+            efd = self._efd
+            if efd is not None and not self._loop.is_closed():
+                self.wakeups += 1
+                os.eventfd_write(efd, 1)
+                return
+        self._discard_pending()  # the daemon is shutting down: nothing will drain
 
     def _on_wake(self) -> None:
         """On the loop: the eventfd is readable, so a drain was asked for."""
