@@ -422,7 +422,7 @@ class FrameRing:
         counters, lock, wake = self._counters, self.sync.lock, self.sync.wake
         signalled = True
         while True:
-            if not lock.acquire(True, _LOCK_TIMEOUT_S):  # _acquire, inline: the tick's path
+            if not lock.acquire(True, _LOCK_TIMEOUT_S):  # the tick's path: no helper call
                 _lock_lost()
             try:
                 available = int(counters[_WRITTEN] - counters[_TAKEN])
@@ -459,7 +459,7 @@ class FrameRing:
         One hold of the lock: the producer never waits for it (it publishes with the next
         frame instead), and copying a tick's frames takes microseconds."""
         counters, lock, capacity = self._counters, self.sync.lock, self.capacity
-        if not lock.acquire(True, _LOCK_TIMEOUT_S):  # _acquire, inline: the tick's path
+        if not lock.acquire(True, _LOCK_TIMEOUT_S):  # the tick's path: no helper call
             _lock_lost()
         try:
             taken = int(counters[_TAKEN])
@@ -493,13 +493,8 @@ class FrameRing:
         self.sync.space.set()
 
 
-def _acquire(lock: _Lock) -> None:
-    """Take the ring's lock, with :class:`_held`'s timeout."""
-    if not lock.acquire(True, _LOCK_TIMEOUT_S):
-        _lock_lost()
-
-
 def _lock_lost() -> NoReturn:
+    """The ring's lock did not come within its timeout (taken inline on the hot paths)."""
     raise HardwareError(
         f"the acquisition ring's lock was not released within {_LOCK_TIMEOUT_S} s; the "
         "acquisition process probably died while holding it"
@@ -514,7 +509,8 @@ class _held:
         self._lock = lock
 
     def __enter__(self) -> None:
-        _acquire(self._lock)
+        if not self._lock.acquire(True, _LOCK_TIMEOUT_S):
+            _lock_lost()
 
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
