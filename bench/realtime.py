@@ -43,7 +43,7 @@ from bench.report import BusyLoops
 from bench.witness import Gap, Witnessed, Witnesses, explained, sleep_to_boundaries
 from eegpi.broker.commands import DEFAULT_MAX_LATENCY_MS
 from eegpi.hardware.acquisition import SLEEPER_PRIORITY
-from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig
+from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig, ReaderKind
 from eegpi.pipeline.runner import PipelineRunner
 from eegpi.pipeline.spec import parse_pipeline
 from eegpi.pipeline.stage import NullPublisher, StageContext
@@ -224,6 +224,7 @@ def run(
     chips: int = 1,
     page_out_ms: float = 0.0,
     witness: bool = False,
+    reader: ReaderKind = "python",
 ) -> dict[str, Any]:
     """One real-time run of the default pipeline; returns the figures ``main`` prints.
 
@@ -235,7 +236,10 @@ def run(
             stage["params"] = {**stage.get("params", {}), "sample_rate": rate, "chips": chips}
     spec = parse_pipeline(doc, str(DEFAULT_PIPELINE))
     cfg = DeviceConfig(
-        backend="mock", acquisition=acquisition, emulator=EmulatorConfig(realtime=True)
+        backend="mock",
+        acquisition=acquisition,
+        reader=reader,
+        emulator=EmulatorConfig(realtime=True),
     )
     publisher = _CountingPublisher(rate)
     runner = PipelineRunner(spec, StageContext("bench", cfg, publisher))
@@ -327,6 +331,12 @@ def main(argv: list[str] | None = None) -> None:
         "--acquisition", choices=("process", "thread"), default="process", help="where DRDY runs"
     )
     parser.add_argument(
+        "--reader",
+        choices=("python", "native"),
+        default="python",
+        help="the acquisition process's DRDY loop: Python, or the C reader (eegpi build-native)",
+    )
+    parser.add_argument(
         "--load", type=int, default=0, help="CPU-bound processes to run beside (busy loops)"
     )
     parser.add_argument(
@@ -349,14 +359,20 @@ def main(argv: list[str] | None = None) -> None:
         measure = sleeper_lateness if sleeps else host_stalls
         floor = measure(args.floor_seconds, 1 / args.rate) if args.floor_seconds > 0 else None
         r = run(
-            args.rate, args.seconds, args.acquisition, args.chips, args.page_out, witness=sleeps
+            args.rate,
+            args.seconds,
+            args.acquisition,
+            args.chips,
+            args.page_out,
+            witness=sleeps,
+            reader=args.reader,
         )
     finally:
         loops.stop()
     load = f", beside {args.load} busy loop(s)" if args.load else ""
     print(
         f"default pipeline, emulated ADS1299 x{args.chips}, {args.rate} SPS, real time, "
-        f"acquisition {args.acquisition}, {r['wall_s']:.1f} s{load} "
+        f"acquisition {args.acquisition}, {args.reader} reader, {r['wall_s']:.1f} s{load} "
         f"(host load average {os.getloadavg()[0]:.1f} at the end)"
     )
     print(f"  frames acquired        {r['acquired']}")

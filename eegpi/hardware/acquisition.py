@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from eegpi.exc import HardwareError
@@ -41,9 +42,12 @@ __all__ = [
     "SLEEPER_PRIORITY",
     "Acquisition",
     "FrameSource",
+    "Granted",
     "RawFrames",
     "RingReader",
     "default_capacity",
+    "raise_reader_priority",
+    "reader_priority",
 ]
 
 log = logging.getLogger("eegpi.hardware")
@@ -86,6 +90,67 @@ class FrameSource(Protocol):
 SLEEPER_PRIORITY = 50
 """SCHED_FIFO priority asked for a reader given a ``nice`` value whose DRDY wait sleeps at this
 rate after all (the real-time emulator at 1000 SPS or slower), as on a board."""
+
+
+def reader_priority(
+    device: Ads1299, period_ns: float, priority: int | None, nice: int | None
+) -> int | None:
+    """The SCHED_FIFO priority a reader asks for: ``priority``, or given only ``nice``,
+    :data:`SLEEPER_PRIORITY` where its DRDY wait sleeps at this period after all (the device's
+    clock says so: the real-time emulator at 1000 SPS or slower), since a nice value does not
+    make the kernel preempt a busy process when the reader wakes."""
+    busy_waits = getattr(device.link.clock, "busy_waits", None)
+    sleeps = not (callable(busy_waits) and busy_waits(period_ns))
+    if priority is None and nice is not None and sleeps:
+        return SLEEPER_PRIORITY
+    return priority
+
+
+@dataclass(frozen=True)
+class Granted:
+    """What :func:`raise_reader_priority` obtained for the calling thread."""
+
+    cpus: frozenset[int] | None
+    """CPUs the thread was pinned to, None when not pinned."""
+    nice: bool
+    short_slice: bool
+    """The thread runs with the shortest time slice (:mod:`eegpi.hardware.timeslice`)."""
+    priority: bool
+    """SCHED_FIFO was granted."""
+
+
+def raise_reader_priority(
+    cpus: frozenset[int] | None, nice: int | None, priority: int | None, who: str = "acquisition"
+) -> Granted:
+    """Affinity, nice value, time slice and SCHED_FIFO of the calling thread (Linux: 0 is
+    this thread), each as far as permitted, the refusals logged. The short slice is what an
+    unprivileged thread gets: without it a busy process beside keeps a reader from the CPU
+    for up to a few milliseconds after each DRDY."""
+    cpus_set: frozenset[int] | None = None
+    if cpus:
+        try:
+            os.sched_setaffinity(0, cpus)
+            cpus_set = frozenset(cpus)
+        except (OSError, AttributeError, ValueError) as exc:
+            log.info("%s is not pinned to CPUs %s: %s", who, sorted(cpus), exc)
+    nice_set = False
+    if nice is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)  # Linux: 0 is this thread
+            nice_set = True
+        except (OSError, AttributeError) as exc:
+            log.info("%s runs at nice 0 (nice %d not permitted: %s)", who, nice, exc)
+    refused = request_short_slice()
+    if refused is not None:
+        log.info("%s runs with the default time slice (%s)", who, refused)
+    priority_set = False
+    if priority is not None:
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+            priority_set = True
+        except (OSError, AttributeError) as exc:
+            log.info("%s runs at normal priority (SCHED_FIFO not permitted: %s)", who, exc)
+    return Granted(cpus_set, nice_set, refused is None, priority_set)
 
 
 def default_capacity(sample_rate: int) -> int:
@@ -205,11 +270,7 @@ class Acquisition(RingReader):
             )
         self.ring = ring
         self.capacity = ring.capacity
-        busy_waits = getattr(device.link.clock, "busy_waits", None)
-        sleeps = not (callable(busy_waits) and busy_waits(self.period_ns))
-        if priority is None and nice is not None and sleeps:
-            priority = SLEEPER_PRIORITY
-        self.priority = priority
+        self.priority = reader_priority(device, self.period_ns, priority, nice)
         self.stuck_timeout_s = stuck_timeout_s or max(20 / sample_rate, 0.5)
         self.lossless = lossless
         self._stopping = threading.Event()
@@ -273,32 +334,11 @@ class Acquisition(RingReader):
     # --- producer ----------------------------------------------------------------------------
 
     def _raise_priority(self) -> None:
-        """Affinity, nice value, time slice and SCHED_FIFO of the calling thread (Linux: 0 is
-        this thread). The short slice is what an unprivileged reader gets: without it a busy
-        process beside keeps it from the CPU for up to a few milliseconds after each DRDY."""
-        if self.cpus:
-            try:
-                os.sched_setaffinity(0, self.cpus)
-                self.cpus_set = frozenset(self.cpus)
-            except (OSError, AttributeError, ValueError) as exc:
-                log.info("acquisition is not pinned to CPUs %s: %s", sorted(self.cpus), exc)
-        if self.nice is not None:
-            try:
-                os.setpriority(os.PRIO_PROCESS, 0, self.nice)  # Linux: 0 is this thread
-                self.nice_set = True
-            except (OSError, AttributeError) as exc:
-                log.info("acquisition runs at nice 0 (nice %d not permitted: %s)", self.nice, exc)
-        refused = request_short_slice()
-        self.slice_set = refused is None
-        if refused is not None:
-            log.info("acquisition runs with the default time slice (%s)", refused)
-        if self.priority is None:
-            return
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.priority))
-            self.priority_set = True
-        except (OSError, AttributeError) as exc:
-            log.info("acquisition runs at normal priority (SCHED_FIFO not permitted: %s)", exc)
+        """Affinity, nice value, time slice and SCHED_FIFO of the calling thread: see
+        :func:`raise_reader_priority`."""
+        granted = raise_reader_priority(self.cpus, self.nice, self.priority)
+        self.cpus_set, self.nice_set = granted.cpus, granted.nice
+        self.slice_set, self.priority_set = granted.short_slice, granted.priority
 
     def _run(self) -> None:
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -21,10 +22,12 @@ import pytest
 from eegpi.ads1299.frames import decode_frames
 from eegpi.ads1299.settings import chain_settings
 from eegpi.daemon.config import AppConfig, from_mapping
+from eegpi.emulator import Board
 from eegpi.exc import ConfigError, HardwareError
 from eegpi.hardware import open_device
-from eegpi.hardware.acquisition import Acquisition
+from eegpi.hardware.acquisition import SLEEPER_PRIORITY, Acquisition
 from eegpi.hardware.config import DeviceConfig, EmulatorConfig
+from eegpi.hardware.emulator.clock import RealtimeClock
 from eegpi.hardware.native import make_acquisition
 from eegpi.hardware.native.build import (
     SOURCE_NAME,
@@ -196,6 +199,66 @@ def test_real_time_labels_hold_and_every_slot_is_accounted(lib_env: Path) -> Non
     run = _run_in_process(_config(realtime=True), until=600)
     run.check()
     assert run.missed == len(run.lost())
+
+
+class _RecordingClock(RealtimeClock):
+    """Real time, and the spin each wait of the emulated DRDY asked for."""
+
+    def __init__(self) -> None:
+        self.spins: list[int] = []
+
+    def sleep_until(self, t_ns: int, spin_ns: int = 150_000) -> None:
+        self.spins.append(spin_ns)
+        super().sleep_until(t_ns, spin_ns)
+
+
+@pytest.mark.parametrize(("rate", "spin"), [(250, 0), (1000, 0), (4000, 150_000)])
+def test_the_emulated_drdy_thread_spins_only_at_short_periods(
+    lib_env: Path, rate: int, spin: int
+) -> None:
+    # As the Python reader's wait (test_reader_scheduling): spinning the last 150 us before
+    # every edge at 1000 SPS cost the link's thread 15 % of a core for nothing.
+    cfg = _config(realtime=True)
+    board = Board.from_device(cfg)
+    clock = _RecordingClock()
+    board.clock = board.wiring.clock = clock
+    for chip in board.chips:
+        chip.clock = clock
+    device = open_device(cfg, board=board)
+    try:
+        device.configure(_settings(rate))
+        assert device.link.clock is clock
+        acq = NativeAcquisition(device, rate)
+        acq.start()
+        try:
+            assert acq.wait(20, 10.0) >= 20
+        finally:
+            acq.stop()
+        assert acq.slice_set == _kernel_at_least(4, 0)  # as the Python reader's thread
+    finally:
+        device.close()
+    assert set(clock.spins) <= {spin}  # before: 150 us before every edge, at every rate
+    if spin:
+        assert clock.spins
+
+
+def test_a_nice_native_reader_that_sleeps_asks_for_sched_fifo(lib_env: Path) -> None:
+    # As the Python reader (test_reader_scheduling): beside a busy process a nice value does
+    # not get the reader, or the emulated interrupt it waits on, the CPU when DRDY falls.
+    device = open_device(_config(realtime=True))
+    try:
+        assert NativeAcquisition(device, 250, nice=-15).priority == SLEEPER_PRIORITY
+        assert NativeAcquisition(device, 1000, nice=-15).priority == SLEEPER_PRIORITY
+        assert NativeAcquisition(device, 4000, nice=-15).priority is None  # it spins
+        assert NativeAcquisition(device, 250, nice=-15, priority=10).priority == 10
+        assert NativeAcquisition(device, 250).priority is None
+    finally:
+        device.close()
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    found = platform.release().split(".")[:2]
+    return (int(found[0]), int(found[1].split("-")[0])) >= (major, minor)
 
 
 # --- stop, close, failures -----------------------------------------------------------------------

@@ -32,6 +32,7 @@ import select
 import socket
 import struct
 import threading
+from collections.abc import Callable
 
 from eegpi.hardware.emulator.clock import EmulatorClock
 from eegpi.hardware.emulator.gpiochip import LineRequest
@@ -48,8 +49,6 @@ _FALLING_EDGE = 2
 _PER_WRITE = 4096 // RECORD.size
 """Records per write: a pipe write up to PIPE_BUF bytes is atomic, never split."""
 _F_SETPIPE_SZ = 1031
-_SPIN_NS = 150_000
-"""Real time: the last stretch before an edge is spun, not slept (see emulator.clock)."""
 _SLICE_S = 0.01
 _U32 = 0xFFFFFFFF
 
@@ -57,8 +56,21 @@ _U32 = 0xFFFFFFFF
 class EmulatorFdLink:
     """A thread serving the native reader's DRDY pipe and SPI socket from the stand-ins."""
 
-    def __init__(self, request: LineRequest, spidev: EmulatedSpiDev, clock: EmulatorClock) -> None:
+    def __init__(
+        self,
+        request: LineRequest,
+        spidev: EmulatedSpiDev,
+        clock: EmulatorClock,
+        prepare: Callable[[], object] | None = None,
+    ) -> None:
+        """
+        Args:
+            prepare: called first on the link's thread, to give it its scheduling: it stands
+                in for the kernel's DRDY interrupt and the SPI controller, which on a board
+                run before the reader they wake.
+        """
         self._request = request
+        self._prepare = prepare
         self._spi = spidev
         self._clock = clock
         self.virtual = not clock.realtime
@@ -112,6 +124,8 @@ class EmulatorFdLink:
 
     def _serve(self) -> None:
         try:
+            if self._prepare is not None:
+                self._prepare()
             while not self._stop.is_set():
                 if self.virtual:
                     self._step_virtual()
@@ -143,11 +157,12 @@ class EmulatorFdLink:
         wait_ns = (
             int(_SLICE_S * 1e9) if nxt is None else min(max(nxt - now, 0), int(_SLICE_S * 1e9))
         )
-        ready, _, _ = select.select([self._sock], [], [], max(wait_ns - _SPIN_NS, 0) / 1e9)
+        spin_ns = self._request.spin_ns()
+        ready, _, _ = select.select([self._sock], [], [], max(wait_ns - spin_ns, 0) / 1e9)
         if ready:
             self._handle(self._sock.recv(8192))
-        elif nxt is not None and nxt - clock.monotonic_ns() <= _SPIN_NS:
-            clock.sleep_until(nxt)
+        elif nxt is not None and nxt - clock.monotonic_ns() <= spin_ns:
+            clock.sleep_until(nxt, spin_ns)
 
     def _handle(self, message: bytes) -> None:
         if not message:  # the reader closed its end

@@ -562,6 +562,12 @@ class LineRequest:
         upcoming = [t for line in self._edge_lines if (t := line.next_edge_ns()) is not None]
         return min(upcoming) if upcoming else None
 
+    def spin_ns(self) -> int:
+        """How long a real-time wait for this request's next edge spins at its end (the
+        shortest DRDY period of its chips decides, as for :meth:`wait_edge_events`); not in
+        gpiod: the native reader's emulated DRDY (``emulator.fdlink``)."""
+        return max((spin_for(line.chip.period_ns) for line in self._edge_lines), default=0)
+
     def read_edge_events(self, max_events: int | None = None) -> list[EdgeEvent]:
         if self._released:
             raise RequestReleasedError()

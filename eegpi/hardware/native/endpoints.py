@@ -13,6 +13,7 @@ each transfer).
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -72,8 +73,9 @@ def check_native(device: Ads1299) -> tuple[GpiodDrdy, SpidevBus]:
     return drdy, spi
 
 
-def open_endpoints(device: Ads1299) -> Endpoints:
-    """The descriptors of ``device``'s DRDY and SPI; on the emulator, a started link.
+def open_endpoints(device: Ads1299, prepare: Callable[[], object] | None = None) -> Endpoints:
+    """The descriptors of ``device``'s DRDY and SPI; on the emulator, a started link, whose
+    thread first calls ``prepare`` (its scheduling: it stands in for the kernel's interrupt).
 
     Raises:
         NotNative: see :func:`check_native`.
@@ -95,7 +97,7 @@ def open_endpoints(device: Ads1299) -> Endpoints:
             raise NotNative(
                 "the native reader on the emulator needs its gpiod and spidev stand-ins"
             )
-        link = EmulatorFdLink(request, spidev, clock)
+        link = EmulatorFdLink(request, spidev, clock, prepare)
         link.start()
         return Endpoints(link.drdy_fd, link.spi_fd, EMULATOR_SOCKET, link.now_address, link)
     try:

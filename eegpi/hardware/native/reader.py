@@ -23,7 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 from eegpi.exc import HardwareError
-from eegpi.hardware.acquisition import RingReader, default_capacity
+from eegpi.hardware.acquisition import (
+    RingReader,
+    default_capacity,
+    raise_reader_priority,
+    reader_priority,
+)
 from eegpi.hardware.driver import Ads1299
 from eegpi.hardware.native.endpoints import Endpoints, check_native, open_endpoints
 from eegpi.hardware.native.library import ABI, ReaderConfig, ReaderStats, load_library
@@ -101,7 +106,7 @@ class NativeAcquisition(RingReader):
         )
         self.ring = ring
         self.capacity = ring.capacity
-        self.priority = priority
+        self.priority = reader_priority(device, self.period_ns, priority, nice)
         self.stuck_timeout_s = stuck_timeout_s or max(20 / sample_rate, 0.5)
         self.lossless = lossless
         self.cpus = cpus
@@ -111,6 +116,7 @@ class NativeAcquisition(RingReader):
         """Why the loop ended early (stuck DRDY, SPI failure); raised by :meth:`wait`."""
         self.priority_set = False
         self.nice_set = False
+        self.slice_set = False
         self.cpus_set: frozenset[int] | None = None
         self.stats = ReaderStats()
         """The loop's own counters: frames read, its thread's CPU time, wake-ups."""
@@ -144,7 +150,7 @@ class NativeAcquisition(RingReader):
             drdy.read_events()
         self.device.start()
         try:
-            self._endpoints = endpoints = open_endpoints(self.device)
+            self._endpoints = endpoints = open_endpoints(self.device, self._schedule_link)
             self._ring_pointer = pointer = (ctypes.c_char * len(ring.buffer)).from_buffer(
                 ring.buffer
             )
@@ -214,27 +220,19 @@ class NativeAcquisition(RingReader):
 
     # --- the thread ----------------------------------------------------------------------------
 
+    def _schedule_link(self) -> None:
+        """The emulator's DRDY/SPI thread stands in for the interrupt and the SPI controller,
+        and each frame waits on it twice: it runs as the reader does (nice value, short slice,
+        SCHED_FIFO at the reader's priority, as a threaded interrupt handler runs), unpinned,
+        so a busy process beside holds up neither."""
+        raise_reader_priority(None, self.nice, self.priority, who="the emulated DRDY and SPI")
+
     def _raise_priority(self) -> None:
-        """Affinity, nice value and SCHED_FIFO of this thread, as the Python reader asks."""
-        if self.cpus:
-            try:
-                os.sched_setaffinity(0, self.cpus)
-                self.cpus_set = frozenset(self.cpus)
-            except (OSError, AttributeError, ValueError) as exc:
-                log.info("acquisition is not pinned to CPUs %s: %s", sorted(self.cpus), exc)
-        if self.nice is not None:
-            try:
-                os.setpriority(os.PRIO_PROCESS, 0, self.nice)  # Linux: 0 is this thread
-                self.nice_set = True
-            except (OSError, AttributeError) as exc:
-                log.info("acquisition runs at nice 0 (nice %d not permitted: %s)", self.nice, exc)
-        if self.priority is None:
-            return
-        try:
-            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.priority))
-            self.priority_set = True
-        except (OSError, AttributeError) as exc:
-            log.info("acquisition runs at normal priority (SCHED_FIFO not permitted: %s)", exc)
+        """Affinity, nice value, time slice and SCHED_FIFO of this thread, as the Python reader
+        asks (:func:`~eegpi.hardware.acquisition.raise_reader_priority`)."""
+        granted = raise_reader_priority(self.cpus, self.nice, self.priority)
+        self.cpus_set, self.nice_set = granted.cpus, granted.nice
+        self.slice_set, self.priority_set = granted.short_slice, granted.priority
 
     def _run(self) -> None:
         try:
