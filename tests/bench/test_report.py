@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.__main__ import parse_fanout
+from bench.__main__ import fanout_rows, parse_fanout
 from bench.peers import ratio
 from bench.report import Row, at_least, at_most, machine, render
 from bench.tree import span
@@ -21,6 +21,17 @@ fan-out: 250 SPS x 8 ch, one sample per tick, json, max_latency_ms 10, 5 s per r
 def test_fanout_figures_are_read_back_per_client_count() -> None:
     assert parse_fanout(FANOUT_OUTPUT) == {10: (24.0, 28.8), 100: (20.0, 40.0)}
     assert parse_fanout("nothing here") == {}
+
+
+def test_fanout_is_met_only_if_every_repetition_met_it() -> None:
+    runs = [{10: (16.0, 20.7), 100: (5.9, 5.0)}, {10: (18.7, 19.2), 100: (6.0, 5.2)}]
+    ten, hundred = fanout_rows(runs)
+    assert ten.measured == "0.77-0.97 (16.0-18.7 / 19.2-20.7 us)"
+    assert ten.met is False
+    assert hundred.measured == "1.15-1.18 (5.9-6.0 / 5.0-5.2 us)"
+    assert hundred.met is True
+    assert [r.met for r in fanout_rows(runs[1:])] == [True, True]
+    assert fanout_rows([{}]) == []  # bench.fanout missing: no row
 
 
 def test_targets_and_missing_figures() -> None:
