@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 import numpy as np
 
+from eegpi.emulator import Board
 from eegpi.hardware.config import AcquisitionMode, DeviceConfig, EmulatorConfig
+from eegpi.hardware.emulator.clock import RealtimeClock
 from eegpi.pipeline.stage import NullPublisher, StageContext
 from eegpi.pipeline.stages.source import Ads1299Source, Ads1299SourceParams
 from eegpi.stream import Block
@@ -21,6 +24,32 @@ def mock_config(
         acquisition=acquisition,
         emulator=EmulatorConfig(realtime=realtime, **emulator),
     )
+
+
+class RecordingClock(RealtimeClock):
+    """Real time, and the spin each wait for a DRDY edge asked for."""
+
+    def __init__(self) -> None:
+        self.spins: list[int] = []
+
+    def sleep_until(self, t_ns: int, spin_ns: int = 150_000) -> None:
+        self.spins.append(spin_ns)
+        super().sleep_until(t_ns, spin_ns)
+
+
+def recording_board(cfg: DeviceConfig) -> tuple[Board, RecordingClock]:
+    """The emulated board of ``cfg`` on a :class:`RecordingClock` (board, wiring and chips)."""
+    board = Board.from_device(cfg)
+    clock = RecordingClock()
+    board.clock = board.wiring.clock = clock
+    for chip in board.chips:
+        chip.clock = clock
+    return board, clock
+
+
+def kernel_at_least(major: int, minor: int) -> bool:
+    found = platform.release().split(".")[:2]
+    return (int(found[0]), int(found[1].split("-")[0])) >= (major, minor)
 
 
 def context(cfg: DeviceConfig) -> StageContext:

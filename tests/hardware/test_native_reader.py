@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import subprocess
 import sys
 import threading
@@ -18,16 +17,15 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hw_helpers import kernel_at_least, recording_board
 
 from eegpi.ads1299.frames import decode_frames
 from eegpi.ads1299.settings import chain_settings
 from eegpi.daemon.config import AppConfig, from_mapping
-from eegpi.emulator import Board
 from eegpi.exc import ConfigError, HardwareError
 from eegpi.hardware import open_device
 from eegpi.hardware.acquisition import SLEEPER_PRIORITY, Acquisition
 from eegpi.hardware.config import DeviceConfig, EmulatorConfig
-from eegpi.hardware.emulator.clock import RealtimeClock
 from eegpi.hardware.native import make_acquisition
 from eegpi.hardware.native.build import (
     SOURCE_NAME,
@@ -201,17 +199,6 @@ def test_real_time_labels_hold_and_every_slot_is_accounted(lib_env: Path) -> Non
     assert run.missed == len(run.lost())
 
 
-class _RecordingClock(RealtimeClock):
-    """Real time, and the spin each wait of the emulated DRDY asked for."""
-
-    def __init__(self) -> None:
-        self.spins: list[int] = []
-
-    def sleep_until(self, t_ns: int, spin_ns: int = 150_000) -> None:
-        self.spins.append(spin_ns)
-        super().sleep_until(t_ns, spin_ns)
-
-
 @pytest.mark.parametrize(("rate", "spin"), [(250, 0), (1000, 0), (4000, 150_000)])
 def test_the_emulated_drdy_thread_spins_only_at_short_periods(
     lib_env: Path, rate: int, spin: int
@@ -219,11 +206,7 @@ def test_the_emulated_drdy_thread_spins_only_at_short_periods(
     # As the Python reader's wait (test_reader_scheduling): spinning the last 150 us before
     # every edge at 1000 SPS cost the link's thread 15 % of a core for nothing.
     cfg = _config(realtime=True)
-    board = Board.from_device(cfg)
-    clock = _RecordingClock()
-    board.clock = board.wiring.clock = clock
-    for chip in board.chips:
-        chip.clock = clock
+    board, clock = recording_board(cfg)
     device = open_device(cfg, board=board)
     try:
         device.configure(_settings(rate))
@@ -234,7 +217,7 @@ def test_the_emulated_drdy_thread_spins_only_at_short_periods(
             assert acq.wait(20, 10.0) >= 20
         finally:
             acq.stop()
-        assert acq.slice_set == _kernel_at_least(4, 0)  # as the Python reader's thread
+        assert acq.slice_set == kernel_at_least(4, 0)  # as the Python reader's thread
     finally:
         device.close()
     assert set(clock.spins) <= {spin}  # before: 150 us before every edge, at every rate
@@ -254,11 +237,6 @@ def test_a_nice_native_reader_that_sleeps_asks_for_sched_fifo(lib_env: Path) -> 
         assert NativeAcquisition(device, 250).priority is None
     finally:
         device.close()
-
-
-def _kernel_at_least(major: int, minor: int) -> bool:
-    found = platform.release().split(".")[:2]
-    return (int(found[0]), int(found[1].split("-")[0])) >= (major, minor)
 
 
 # --- stop, close, failures -----------------------------------------------------------------------

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import platform
 import threading
 from pathlib import Path
 
 import pytest
-from hw_helpers import mock_config
+from hw_helpers import kernel_at_least, mock_config, recording_board
 
 from eegpi.ads1299.settings import chain_settings
-from eegpi.emulator import Board
 from eegpi.hardware import open_device
 from eegpi.hardware.acquisition import SLEEPER_PRIORITY, Acquisition
 from eegpi.hardware.emulator.clock import RealtimeClock, spin_for
 from eegpi.hardware.timeslice import SHORT_SLICE_NS, request_short_slice
-
-
-class _RecordingClock(RealtimeClock):
-    """Real time, and the spin each DRDY wait asked for."""
-
-    def __init__(self) -> None:
-        self.spins: list[int] = []
-
-    def sleep_until(self, t_ns: int, spin_ns: int = 150_000) -> None:
-        self.spins.append(spin_ns)
-        super().sleep_until(t_ns, spin_ns)
 
 
 def test_spin_only_where_the_period_is_short() -> None:
@@ -38,11 +25,7 @@ def test_spin_only_where_the_period_is_short() -> None:
 @pytest.mark.parametrize(("rate", "spin"), [(250, 0), (1000, 0), (4000, 150_000)])
 def test_the_emulated_drdy_wait_spins_only_at_short_periods(rate: int, spin: int) -> None:
     cfg = mock_config(realtime=True)
-    board = Board.from_device(cfg)
-    clock = _RecordingClock()
-    board.wiring.clock = clock
-    for chip in board.chips:
-        chip.clock = clock
+    board, clock = recording_board(cfg)
     device = open_device(cfg, board=board)
     try:
         device.configure(
@@ -88,12 +71,7 @@ def _slice_of(tid: int) -> int | None:
     return None
 
 
-def _kernel_at_least(major: int, minor: int) -> bool:
-    found = platform.release().split(".")[:2]
-    return (int(found[0]), int(found[1].split("-")[0])) >= (major, minor)
-
-
-@pytest.mark.skipif(not _kernel_at_least(6, 12), reason="custom fair slices came in Linux 6.12")
+@pytest.mark.skipif(not kernel_at_least(6, 12), reason="custom fair slices came in Linux 6.12")
 def test_the_short_slice_is_granted_to_the_calling_thread_only() -> None:
     got: list[tuple[str | None, int | None]] = []
 
@@ -121,11 +99,11 @@ def test_the_acquisition_thread_runs_with_the_short_slice() -> None:
     acq.start()
     try:
         assert acq.wait(10, 10.0) >= 10
-        assert acq.slice_set == _kernel_at_least(4, 0)  # the call exists since 3.14
+        assert acq.slice_set == kernel_at_least(4, 0)  # the call exists since 3.14
         thread = acq._thread
         assert thread is not None and thread.native_id is not None
         granted = _slice_of(thread.native_id)
-        if granted is not None and _kernel_at_least(6, 12):
+        if granted is not None and kernel_at_least(6, 12):
             assert granted == SHORT_SLICE_NS
     finally:
         acq.stop()
