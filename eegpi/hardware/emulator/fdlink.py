@@ -71,6 +71,9 @@ class EmulatorFdLink:
         """
         self._request = request
         self._prepare = prepare
+        self._spin_ns = request.spin_ns()
+        """The end of a real-time wait for an edge that is spun: the chip's rate is set before
+        a run starts and its link is made, and stays until it stops."""
         self._spi = spidev
         self._clock = clock
         self.virtual = not clock.realtime
@@ -157,7 +160,7 @@ class EmulatorFdLink:
         wait_ns = (
             int(_SLICE_S * 1e9) if nxt is None else min(max(nxt - now, 0), int(_SLICE_S * 1e9))
         )
-        spin_ns = self._request.spin_ns()
+        spin_ns = self._spin_ns
         ready, _, _ = select.select([self._sock], [], [], max(wait_ns - spin_ns, 0) / 1e9)
         if ready:
             self._handle(self._sock.recv(8192))
